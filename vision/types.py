@@ -1,0 +1,186 @@
+"""The core data types shared by every package: small, frozen, validated on construction.
+
+Coordinates: boxes are ``(x0, y0, x1, y1)`` normalized to 0..1 of the frame's width and height,
+origin top-left (``xyxy``). Times are seconds from the start of the media, as floats.
+Images are ``numpy.ndarray`` of shape ``(H, W, 3)``, dtype ``uint8``, **RGB** order.
+Embeddings are ``numpy.ndarray`` of shape ``(D,)``, dtype ``float32``, L2-normalized.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+"""Normalized ``(x0, y0, x1, y1)``, 0..1, x0 <= x1 and y0 <= y1."""
+
+DetectionKind = Literal["face", "safety", "logo", "object"]
+KeyframeReason = Literal["interval", "cut", "image"]
+
+
+def _check_score(name: str, value: float) -> None:
+    if not (0.0 <= value <= 1.0) or math.isnan(value):
+        raise ValueError(f"{name} must be in 0..1, got {value!r}")
+
+
+def check_box(box: Box) -> Box:
+    """Validate a normalized xyxy box and return it as a tuple of floats.
+
+    Values a hair outside 0..1 (float noise from a model) are clipped; anything else is an error.
+    """
+    if len(box) != 4:
+        raise ValueError(f"box must have 4 values (x0, y0, x1, y1), got {len(box)}")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    eps = 1e-3
+    if any(math.isnan(v) or v < -eps or v > 1 + eps for v in (x0, y0, x1, y1)):
+        raise ValueError(f"box must be normalized to 0..1, got {box!r}")
+    if x1 < x0 or y1 < y0:
+        raise ValueError(f"box must have x0 <= x1 and y0 <= y1, got {box!r}")
+    clip = lambda v: min(1.0, max(0.0, v))  # noqa: E731
+    return (clip(x0), clip(y0), clip(x1), clip(y1))
+
+
+def box_area(box: Box) -> float:
+    """Area of a normalized box as a fraction of the frame (0..1)."""
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two normalized xyxy boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = box_area(a) + box_area(b) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded picture of a media, at a known time.
+
+    ``image`` is (H, W, 3) uint8 RGB. ``t`` is the presentation time in seconds (0 for an image).
+    ``reason`` says why this frame was kept: a fixed-interval sample, a shot cut, or a still image.
+    """
+
+    media_id: str
+    t: float
+    image: np.ndarray
+    index: int = 0
+    reason: KeyframeReason = "interval"
+
+    def __post_init__(self) -> None:
+        img = self.image
+        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
+            shape = getattr(img, "shape", type(img).__name__)
+            raise ValueError(f"Frame.image must be (H, W, 3), got {shape}")
+        if img.dtype != np.uint8:
+            raise ValueError(f"Frame.image must be uint8, got {img.dtype}")
+        if img.shape[0] < 1 or img.shape[1] < 1:
+            raise ValueError(f"Frame.image must be non-empty, got {img.shape}")
+        if not math.isfinite(self.t) or self.t < 0:
+            raise ValueError(f"Frame.t must be a finite time >= 0 s, got {self.t!r}")
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One box from a detector: ``kind`` is the family, ``label`` the class name in it."""
+
+    kind: DetectionKind
+    label: str
+    score: float
+    box: Box
+
+    def __post_init__(self) -> None:
+        _check_score("Detection.score", self.score)
+        object.__setattr__(self, "box", check_box(self.box))
+
+    @property
+    def area(self) -> float:
+        return box_area(self.box)
+
+
+@dataclass(frozen=True)
+class LogoMatch:
+    """A brand's logo found in a frame. ``method`` says which matcher found it."""
+
+    brand: str
+    score: float
+    box: Box
+    method: Literal["features", "detector", "clip"] = "features"
+
+    def __post_init__(self) -> None:
+        _check_score("LogoMatch.score", self.score)
+        object.__setattr__(self, "box", check_box(self.box))
+
+
+@dataclass(frozen=True)
+class ConceptScore:
+    """How well a frame fits a named concept (an IAB category, a prompt): cosine similarity."""
+
+    id: str
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
+class SafetyFlag:
+    """A brand-safety signal: ``category`` (e.g. ``nudity``, ``violence``), its score, its source.
+
+    ``source`` is ``detector`` (a box from the safety detector, ``box`` set) or ``clip``
+    (a prompt-based class scored on the whole frame, ``box`` is None).
+    """
+
+    category: str
+    score: float
+    source: Literal["detector", "clip"]
+    box: Box | None = None
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        _check_score("SafetyFlag.score", self.score)
+        if self.box is not None:
+            object.__setattr__(self, "box", check_box(self.box))
+
+
+@dataclass(frozen=True, eq=False)
+class FrameFacts:
+    """Everything the models saw in one keyframe: the input to targeting.
+
+    ``embedding`` is the frame's L2-normalized CLIP image embedding (D,) float32, or None when
+    CLIP is not run. ``concepts`` holds the top content categories for display; targeting scores
+    any concept it needs from ``embedding`` directly.
+    """
+
+    media_id: str
+    t: float
+    embedding: np.ndarray | None = None
+    detections: tuple[Detection, ...] = ()
+    logos: tuple[LogoMatch, ...] = ()
+    safety: tuple[SafetyFlag, ...] = ()
+    concepts: tuple[ConceptScore, ...] = ()
+    reason: KeyframeReason = "interval"
+    width: int = 0
+    height: int = 0
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.t) or self.t < 0:
+            raise ValueError(f"FrameFacts.t must be a finite time >= 0 s, got {self.t!r}")
+        emb = self.embedding
+        if emb is not None and (not isinstance(emb, np.ndarray) or emb.ndim != 1):
+            shape = getattr(emb, "shape", type(emb).__name__)
+            raise ValueError(f"FrameFacts.embedding must be (D,), got {shape}")
+
+    @property
+    def faces(self) -> tuple[Detection, ...]:
+        return tuple(d for d in self.detections if d.kind == "face")
