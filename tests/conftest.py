@@ -1,0 +1,50 @@
+"""Shared fixtures: real photos that ship inside installed packages (real pixels, known content)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Nothing may download or install itself, in tests least of all.
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _package_dir(name: str) -> Path:
+    module = __import__(name)
+    return Path(module.__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def real_images() -> dict[str, Path]:
+    """Paths of real photos: ``bus``, ``zidane`` (ultralytics), ``grace_hopper``, ``logo2``
+    (matplotlib), ``astronaut``, ``coffee``, ``chelsea`` (scikit-image)."""
+    ul = _package_dir("ultralytics") / "assets"
+    mpl = _package_dir("matplotlib") / "mpl-data" / "sample_data"
+    sk = _package_dir("skimage") / "data"
+    paths = {
+        "bus": ul / "bus.jpg",
+        "zidane": ul / "zidane.jpg",
+        "grace_hopper": mpl / "grace_hopper.jpg",
+        "logo2": mpl / "logo2.png",
+        "astronaut": sk / "astronaut.png",
+        "coffee": sk / "coffee.png",
+        "chelsea": sk / "chelsea.png",
+    }
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    assert not missing, f"test images missing from installed packages: {missing}"
+    return paths
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB (alpha dropped) without our own decoder."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
