@@ -1,0 +1,753 @@
+"""Load and check an advertisers' rules directory, reporting every mistake at ``file:line``.
+
+A rules directory looks like this (paths are relative to its root)::
+
+    campaigns/*.yaml | *.yml     one campaign per file (schema: ``targeting.rules_schema``)
+    brands/<brand>/*.png|jpg     reference logo images; ``<brand>`` is what ``logo: {brand: ..}``
+                                 and ``exclude.logos`` name
+    anything else                e.g. ``examples/*.jpg`` for ``concept: {examples: [...]}``
+
+Why collect everything at once: an advertiser fixing one typo per ``onscreen rules check`` run
+is slow and makes them distrust the tool. So nothing here stops at the first problem: YAML syntax,
+schema errors (pydantic), and directory-wide checks (duplicate ids, unknown brands, missing
+example images, unknown IAB ids and safety classes) are all gathered and raised together as one
+``RulesError``, each ``RuleProblem`` naming the file (relative to the root), the line, the field
+as a dotted path (``target.any[0].concept.threshold``) and what to do about it.
+
+Line numbers: PyYAML's ``safe_load`` throws positions away, so files are *composed* (node tree,
+which keeps marks) with a ``SafeLoader`` subclass that records the 1-based line of every mapping
+key and sequence item by path; a pydantic error ``loc`` is looked up in that table, falling back
+to the nearest parent that exists (a missing key is reported where its parent mapping starts).
+
+Decisions (documented here because advertisers will hit them):
+
+- Files in ``campaigns/`` that are not ``.yaml``/``.yml`` (a ``README.md``, a ``.json``) and
+  sub-folders are ignored with a logged warning and listed in ``RuleSet.ignored``; hidden files
+  (``.x.yaml.swp``, ``.#x.yaml``) and editor backups (``x.yaml~``) are ignored silently.
+- YAML duplicate keys are errors (PyYAML would silently keep the last one).
+- Example image paths are relative to the rules root; absolute paths, and paths that leave the
+  root (``..`` or a symlink pointing outside), are refused so a rules directory is self-contained
+  and cannot make the server read arbitrary files.
+- Images (brand references, examples) are checked by their first bytes (PNG/JPEG/WebP
+  signature) and size, not decoded: decoding is the vision side's job and happens at start-up.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import Any, get_args
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from targeting.errors import RuleProblem, RulesError
+from targeting.rules_schema import Campaign, Concept, Logo
+from vision.safety_classes import SAFETY_BY_NAME
+from vision.taxonomy import IAB_TSV, iab_by_id, iab_categories
+
+log = logging.getLogger(__name__)
+
+CAMPAIGNS_DIR = "campaigns"
+BRANDS_DIR = "brands"
+CAMPAIGN_SUFFIXES = (".yaml", ".yml")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+"""Reference and example images: the formats the vision side decodes (vision.limits)."""
+
+MAX_CAMPAIGN_FILE_BYTES = 256 * 1024
+"""Largest campaign file read, in bytes; a campaign is a few dozen lines."""
+MAX_CAMPAIGN_FILES = 5_000
+"""Most campaign files in one rules directory."""
+MAX_YAML_NODES = 20_000
+"""Most YAML nodes (aliases expanded) in one campaign file: stops alias bombs before pydantic."""
+MAX_REFERENCE_IMAGE_BYTES = 20 * 1024 * 1024
+"""Largest brand reference or example image, in bytes (same as the image decode limit)."""
+UNSUPPORTED_IMAGE_SUFFIXES = (".gif", ".bmp", ".tif", ".tiff", ".svg", ".heic", ".avif", ".ico")
+"""Image files in a brand folder that are refused loudly, as ``vision.brands`` does at start-up:
+an advertiser who dropped ``logo.svg`` there expects it to be used."""
+MAX_BRAND_IMAGES = 32
+"""Most reference images in one brand folder (``vision.brands.MAX_REFS_PER_BRAND``)."""
+
+_BRAND_SLUG = re.compile(
+    next(m.pattern for m in Logo.model_fields["brand"].metadata if getattr(m, "pattern", None))
+)
+"""The schema's brand pattern: a brands/ folder must be nameable in ``logo: {brand: ...}``."""
+_IMAGE_SIGNATURES = {
+    "PNG": lambda b: b.startswith(b"\x89PNG\r\n\x1a\n"),
+    "JPEG": lambda b: b.startswith(b"\xff\xd8\xff"),
+    "WebP": lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP",
+}
+
+YamlPath = tuple[str | int, ...]
+"""A path into a YAML document: mapping keys (str) and sequence indexes (int)."""
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A validated rules directory, immutable once built.
+
+    ``root`` is absolute. ``campaigns`` are sorted by id. ``brands`` maps a brand slug to its
+    reference image files (absolute, sorted). ``sources`` maps a campaign id to the file
+    (relative to ``root``, POSIX separators) and 1-based line of its ``id:`` key. ``version`` is a
+    sha256 (hex) over the relative path and bytes of every file read, so two loads of an unchanged
+    directory have the same version and any edit (a campaign, a logo, an example) changes it.
+    ``ignored`` lists files in ``campaigns/`` that were skipped (not .yaml/.yml).
+    """
+
+    root: Path
+    campaigns: tuple[Campaign, ...]
+    brands: Mapping[str, tuple[Path, ...]]
+    sources: Mapping[str, tuple[str, int]]
+    version: str
+    ignored: tuple[str, ...] = ()
+    _by_id: Mapping[str, Campaign] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", MappingProxyType({c.id: c for c in self.campaigns}))
+        object.__setattr__(self, "brands", MappingProxyType(dict(self.brands)))
+        object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
+
+    def campaign(self, campaign_id: str) -> Campaign:
+        """The campaign with this id; ``KeyError`` naming the known ids if there is none."""
+        try:
+            return self._by_id[campaign_id]
+        except KeyError:
+            known = ", ".join(sorted(self._by_id)) or "none"
+            raise KeyError(f"no campaign {campaign_id!r} in {self.root} (known: {known})") from None
+
+    def prompts(self) -> tuple[str, ...]:
+        """Every distinct concept prompt text (targets and exclusions), in campaign order.
+
+        This is what the text encoder embeds once per rules version.
+        """
+        seen: dict[str, None] = {}
+        for c in self.campaigns:
+            for concept in _concepts(c):
+                if concept.prompt is not None:
+                    seen.setdefault(concept.prompt, None)
+        return tuple(seen)
+
+    def example_paths(self) -> tuple[Path, ...]:
+        """Every distinct example image (absolute paths under ``root``), in campaign order."""
+        seen: dict[Path, None] = {}
+        for c in self.campaigns:
+            for concept in _concepts(c):
+                for rel in concept.examples or ():
+                    seen.setdefault(self.resolve_example(rel), None)
+        return tuple(seen)
+
+    def resolve_example(self, rel: str) -> Path:
+        """The absolute path of an example as written in a concept (relative to ``root``)."""
+        return self.root / _example_rel(rel)
+
+    def iab_ids(self) -> tuple[str, ...]:
+        """Every distinct IAB id named by an ``iab`` clause, sorted."""
+        return tuple(
+            sorted(
+                {i for c in self.campaigns for cl in c.target.clauses if cl.iab for i in cl.iab.ids}
+            )
+        )
+
+
+def _example_rel(rel: str) -> PurePosixPath:
+    """An example path as written (``/`` or ``\\`` separators), relative to the rules root."""
+    return PurePosixPath(rel.strip().replace("\\", "/"))
+
+
+def _concepts(c: Campaign) -> Iterator[Concept]:
+    for clause in c.target.clauses:
+        if clause.concept is not None:
+            yield clause.concept
+    yield from c.exclude.concepts
+
+
+# ----------------------------------------------------------------------------------- YAML + lines
+
+
+class _LineLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also returns where every key and item starts (1-based lines).
+
+    Construction is exactly ``safe_load``'s (same tags, same types); the line table is built by
+    walking the composed node tree, which also finds duplicate keys and counts nodes (aliases
+    expanded) so that an alias bomb is refused before anything expands it.
+    """
+
+    def load_with_lines(self) -> tuple[Any, dict[YamlPath, int], list[tuple[YamlPath, int, int]]]:
+        """Return ``(data, lines, duplicates)``; raises ``yaml.YAMLError`` or ``_TooBig``.
+
+        ``lines[path]`` is the line of the key (mapping) or item (sequence) at ``path``;
+        ``lines[()]`` is the line where the document starts. ``duplicates`` holds
+        ``(path, line, first_line)`` for each repeated mapping key.
+        """
+        node = self.get_single_node()
+        if node is None:
+            return None, {}, []
+        lines: dict[YamlPath, int] = {(): node.start_mark.line + 1}
+        dups: list[tuple[YamlPath, int, int]] = []
+        budget = [MAX_YAML_NODES]
+        self._walk(node, (), lines, dups, budget)
+        return self.construct_document(node), lines, dups
+
+    def _walk(
+        self,
+        node: yaml.Node,
+        path: YamlPath,
+        lines: dict[YamlPath, int],
+        dups: list[tuple[YamlPath, int, int]],
+        budget: list[int],
+    ) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _TooBig
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = self._key(key_node)
+                child = (*path, key)
+                line = key_node.start_mark.line + 1
+                if child in lines and key_node.tag != "tag:yaml.org,2002:merge":
+                    dups.append((child, line, lines[child]))
+                else:
+                    lines[child] = line
+                self._walk(value_node, child, lines, dups, budget)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                child = (*path, i)
+                lines.setdefault(child, item.start_mark.line + 1)
+                self._walk(item, child, lines, dups, budget)
+
+    def _key(self, key_node: yaml.Node) -> str | int:
+        if isinstance(key_node, yaml.ScalarNode):
+            value = self.construct_object(key_node)
+            if isinstance(value, str | int) and not isinstance(value, bool):
+                return value
+            return str(value)
+        return f"<{key_node.id} key>"
+
+
+class _TooBig(Exception):
+    """A document with more nodes than ``MAX_YAML_NODES`` (aliases expanded)."""
+
+
+def format_field(path: YamlPath) -> str:
+    """``('target', 'any', 0, 'concept')`` -> ``'target.any[0].concept'``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _line_for(lines: Mapping[YamlPath, int], path: YamlPath) -> int | None:
+    """Line of ``path``, or of its nearest parent that exists in the file."""
+    for n in range(len(path), -1, -1):
+        if path[:n] in lines:
+            return lines[path[:n]]
+    return None
+
+
+# ------------------------------------------------------------------------- pydantic -> problems
+
+
+def _yaml_path(loc: tuple[Any, ...], lines: Mapping[YamlPath, int]) -> YamlPath:
+    """Map a pydantic ``loc`` to the path the advertiser wrote.
+
+    The one divergence is the ``iab`` shorthand: ``- iab: [210]`` is validated as
+    ``iab: {ids: [210]}``, so ``(..., 'iab', 'ids', 0)`` is ``(..., 'iab', 0)`` in the file.
+    """
+    path = tuple(p for p in loc if isinstance(p, str | int))
+    for i in range(len(path) - 1):
+        head = path[: i + 1]
+        shorthand = (*head, "ids") not in lines and (*head, 0) in lines
+        if path[i] == "iab" and path[i + 1] == "ids" and shorthand:
+            return (*head, *path[i + 2 :])
+    return path
+
+
+def _model_at(path: YamlPath) -> type[BaseModel] | None:
+    """The schema model that validates the mapping at ``path`` (``()`` is ``Campaign``)."""
+    model: type[BaseModel] | None = Campaign
+    for part in path:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue  # an item of a tuple[Model, ...]: the model was unwrapped already
+        info = model.model_fields.get(part)
+        if info is None:
+            return None
+        model = _unwrap_model(info.annotation)
+    return model
+
+
+def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
+    """The model inside ``Model``, ``Model | None`` or ``tuple[Model, ...]``; else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _unwrap_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _suggest(word: str, options: list[str], cutoff: float = 0.6) -> str:
+    """``"did you mean 'x'? "`` for the likeliest option, or ``""``.
+
+    A prefix match wins over string similarity: ``bid`` means ``bid_cpm``, not ``id``.
+    """
+    prefixed = [o for o in options if o.startswith(word) or word.startswith(o + "_")]
+    hint = prefixed[:1] or difflib.get_close_matches(word, options, n=1, cutoff=cutoff)
+    return f"did you mean '{hint[0]}'? " if hint else ""
+
+
+def _got(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _yaml_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"true/false ({value})"
+    if isinstance(value, str):
+        return f"text {_got(value)}"
+    if value is None:
+        return "nothing (empty value)"
+    return _got(value)
+
+
+def _describe(err: Mapping[str, Any], path: YamlPath) -> str:
+    """A pydantic error as a sentence an advertiser can act on."""
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        key = path[-1] if path else "?"
+        model = _model_at(path[:-1])
+        allowed = list(model.model_fields) if model else []
+        return f"unknown key '{key}' ({_suggest(str(key), allowed)}allowed: {', '.join(allowed)})"
+    if kind == "missing":
+        return f"missing required key '{path[-1]}'" if path else "missing required key"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"should be a mapping of keys (key: value), got {_yaml_kind(value)}"
+    if kind in ("tuple_type", "list_type"):
+        return f"should be a list (`- item` lines or [a, b]), got {_yaml_kind(value)}"
+    if kind == "value_error":
+        msg = str(err["msg"])
+        return msg.removeprefix("Value error, ")
+    msg = str(err["msg"])
+    if msg.startswith("Input should be"):
+        msg = "should be" + msg.removeprefix("Input should be")
+    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{msg}, got {_got(value)} (put it in quotes)"
+    return f"{msg}, got {_yaml_kind(value)}"
+
+
+# -------------------------------------------------------------------------------- the loader
+
+
+@dataclass
+class _Parsed:
+    """One campaign file after YAML: its data, line table, and the Campaign if it validated."""
+
+    rel: str
+    data: Any
+    lines: dict[YamlPath, int]
+    campaign: Campaign | None = None
+
+
+class _Collector:
+    """Gathers problems and the bytes of every file read (for ``RuleSet.version``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[RuleProblem] = []
+        self.hash_parts: dict[str, bytes] = {}
+
+    def add(self, file: str, line: int | None, path: YamlPath | str, message: str) -> None:
+        where = path if isinstance(path, str) else format_field(path)
+        self.problems.append(RuleProblem(file, line, where, message))
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def read(self, path: Path, limit: int) -> bytes | None:
+        """Read a file (recorded for the version hash) or add a problem and return None."""
+        rel = self.rel(path)
+        try:
+            size = path.stat().st_size
+            if size > limit:
+                self.add(rel, None, "", f"file is {size} bytes, more than the limit of {limit}")
+                return None
+            data = path.read_bytes()
+        except OSError as exc:
+            self.add(rel, None, "", f"cannot read: {exc.strerror or exc}")
+            return None
+        self.hash_parts[rel] = data
+        return data
+
+    def version(self) -> str:
+        h = hashlib.sha256()
+        for rel in sorted(self.hash_parts):
+            h.update(rel.encode() + b"\0")
+            h.update(hashlib.sha256(self.hash_parts[rel]).digest())
+        return h.hexdigest()
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    """Load and fully check a rules directory; raise ``RulesError`` listing every problem.
+
+    ``path`` is the rules root (it holds ``campaigns/`` and ``brands/``). Returns a ``RuleSet``
+    with campaigns sorted by id. Reads each campaign file, each brand image and each example
+    image once; nothing is decoded or embedded here.
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a directory"
+        raise RulesError([RuleProblem(str(path), None, "", f"rules directory {what}")])
+    root = root.resolve()
+    col = _Collector(root)
+
+    brands = _load_brands(root, col)
+    files, ignored = _campaign_files(root, col)
+    parsed = [p for f in files if (p := _parse_file(f, col)) is not None]
+    sources = _check_directory(root, parsed, brands, col)
+
+    if col.problems:
+        raise RulesError(sorted(col.problems, key=lambda p: (p.file, p.line or 0)))
+    campaigns = tuple(sorted((p.campaign for p in parsed if p.campaign), key=lambda c: c.id))
+    return RuleSet(
+        root=root,
+        campaigns=campaigns,
+        brands=brands,
+        sources=sources,
+        version=col.version(),
+        ignored=tuple(ignored),
+    )
+
+
+def _campaign_files(root: Path, col: _Collector) -> tuple[list[Path], list[str]]:
+    folder = root / CAMPAIGNS_DIR
+    if not folder.is_dir():
+        col.add(
+            CAMPAIGNS_DIR,
+            None,
+            "",
+            f"no '{CAMPAIGNS_DIR}/' folder in {root}: put one campaign per .yaml file there",
+        )
+        return [], []
+    files: list[Path] = []
+    ignored: list[str] = []
+    for entry in sorted(folder.iterdir()):
+        name = entry.name
+        if name.startswith(".") or name.endswith("~"):
+            continue  # hidden files, editor swap and backup files
+        if entry.is_file() and entry.suffix.lower() in CAMPAIGN_SUFFIXES:
+            files.append(entry)
+        else:
+            rel = col.rel(entry)
+            log.warning("%s: ignored (campaign files end in .yaml or .yml)", rel)
+            ignored.append(rel)
+    if not files:
+        col.add(CAMPAIGNS_DIR, None, "", "no campaign files (*.yaml, *.yml) in this folder")
+    elif len(files) > MAX_CAMPAIGN_FILES:
+        col.add(CAMPAIGNS_DIR, None, "", f"{len(files)} campaign files, over {MAX_CAMPAIGN_FILES}")
+        return [], ignored
+    return files, ignored
+
+
+def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
+    rel = col.rel(path)
+    raw = col.read(path, MAX_CAMPAIGN_FILE_BYTES)
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        col.add(rel, line, "", f"not UTF-8 text (byte {exc.start}): save the file as UTF-8")
+        return None
+    loader = _LineLoader(text)
+    try:
+        data, lines, dups = loader.load_with_lines()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        what = exc.problem or exc.context or "cannot parse"
+        started = exc.context_mark.line + 1 if exc.context_mark is not None else line
+        if exc.context and exc.problem and started != line:
+            what += f" ({exc.context} started on line {started})"
+        col.add(rel, line, "", f"YAML syntax error: {what}")
+        return None
+    except yaml.YAMLError as exc:
+        col.add(rel, None, "", f"YAML error: {exc}")
+        return None
+    except _TooBig:
+        col.add(rel, None, "", f"more than {MAX_YAML_NODES} YAML nodes (aliases expanded)")
+        return None
+    except RecursionError:  # PyYAML's composer recurses once per nesting level
+        col.add(rel, None, "", "YAML nested too deeply (a campaign needs a few levels)")
+        return None
+    finally:
+        loader.dispose()
+    for dpath, line, first in dups:
+        col.add(
+            rel, line, dpath, f"key '{dpath[-1]}' appears twice (first on line {first}); keep one"
+        )
+    if data is None:
+        col.add(rel, 1, "", "file is empty: a campaign needs at least 'id' and 'target'")
+        return None
+    if not isinstance(data, dict):
+        col.add(
+            rel,
+            lines.get(()),
+            "",
+            f"top level should be a mapping (id: ..., target: ...), got {_yaml_kind(data)}",
+        )
+        return None
+    parsed = _Parsed(rel, data, lines)
+    try:
+        parsed.campaign = Campaign.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            ypath = _yaml_path(err["loc"], lines)
+            col.add(rel, _line_for(lines, ypath), ypath, _describe(err, ypath))
+    if dups:
+        parsed.campaign = None
+    return parsed
+
+
+def _load_brands(root: Path, col: _Collector) -> dict[str, tuple[Path, ...]]:
+    folder = root / BRANDS_DIR
+    brands: dict[str, tuple[Path, ...]] = {}
+    if not folder.is_dir():
+        return brands  # no brands: fine unless a campaign names one (reported there)
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        rel = col.rel(entry)
+        if not entry.is_dir():
+            log.warning("%s: ignored (reference images go in %s/<brand>/)", rel, BRANDS_DIR)
+            continue
+        if not _BRAND_SLUG.fullmatch(entry.name):
+            col.add(
+                rel,
+                None,
+                "",
+                f"brand folder name '{entry.name}' cannot be named in rules: "
+                "use lowercase letters, digits, '-' and '_' (e.g. 'acme-motors')",
+            )
+            continue
+        files = sorted(p for p in entry.iterdir() if p.is_file() and not p.name.startswith("."))
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        for p in files:
+            if p.suffix.lower() in UNSUPPORTED_IMAGE_SUFFIXES:
+                col.add(
+                    col.rel(p),
+                    None,
+                    "",
+                    f"{p.suffix.lower()} reference logos are not supported; "
+                    "convert it to PNG (keep the transparency) or JPEG",
+                )
+        if not images:
+            col.add(
+                rel,
+                None,
+                "",
+                f"brand '{entry.name}' has no reference image ({', '.join(IMAGE_SUFFIXES)})",
+            )
+            continue
+        if len(images) > MAX_BRAND_IMAGES:
+            col.add(rel, None, "", f"{len(images)} reference images, over {MAX_BRAND_IMAGES}")
+            continue
+        # A brand with a broken image stays known, so campaigns naming it get no second error.
+        brands[entry.name] = tuple(p for p in images if _check_image(p, col, col.rel(p), None, ""))
+    return brands
+
+
+def _check_image(path: Path, col: _Collector, file: str, line: int | None, where: Any) -> bool:
+    """Read an image's bytes (for the version) and check its signature; problems go to ``col``.
+
+    ``file``/``line``/``where`` say where the problem is reported: the image itself for a brand
+    reference, the campaign line that names it for an example.
+    """
+    name = "" if file == col.rel(path) else f"{col.rel(path)}: "
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        col.add(file, line, where, f"{name}cannot read: {exc.strerror or exc}")
+        return False
+    if size > MAX_REFERENCE_IMAGE_BYTES:
+        col.add(
+            file, line, where, f"{name}{size} bytes, over the limit {MAX_REFERENCE_IMAGE_BYTES}"
+        )
+        return False
+    data = col.read(path, MAX_REFERENCE_IMAGE_BYTES)
+    if data is None:
+        return False
+    if not any(sig(data[:16]) for sig in _IMAGE_SIGNATURES.values()):
+        col.add(
+            file,
+            line,
+            where,
+            f"{name}not a PNG, JPEG or WebP image (by its first bytes)",
+        )
+        return False
+    return True
+
+
+def _check_directory(
+    root: Path,
+    parsed: list[_Parsed],
+    brands: Mapping[str, tuple[Path, ...]],
+    col: _Collector,
+) -> dict[str, tuple[str, int]]:
+    """Checks that need the whole directory, run on the raw data of every file.
+
+    They run even on files that failed the schema, so one ``rules check`` shows every mistake;
+    values of the wrong type are skipped here because the schema already reported them.
+    """
+    sources: dict[str, tuple[str, int]] = {}
+    first_seen: dict[str, tuple[str, int]] = {}
+    for p in parsed:
+        cid = p.data.get("id")
+        if isinstance(cid, str) and cid.strip():
+            cid = cid.strip()
+            where = (p.rel, p.lines.get(("id",), 1))
+            if cid in first_seen:
+                f, ln = first_seen[cid]
+                col.add(
+                    p.rel,
+                    where[1],
+                    "id",
+                    f"duplicate campaign id '{cid}': also at {f}:{ln}; ids must be unique",
+                )
+                p.campaign = None
+            else:
+                first_seen[cid] = where
+                sources[cid] = where
+        for path, value in _brand_refs(p.data):
+            if isinstance(value, str) and _BRAND_SLUG.fullmatch(value) and value not in brands:
+                col.add(p.rel, _line_for(p.lines, path), path, _unknown_brand(value, brands))
+        for path, value in _example_refs(p.data):
+            if isinstance(value, str) and value.strip():
+                _check_example(root, value.strip(), p, path, col)
+        for path, value in _iab_refs(p.data):
+            known_type = isinstance(value, int | str) and not isinstance(value, bool)
+            if known_type and str(value) not in iab_by_id():
+                col.add(p.rel, _line_for(p.lines, path), path, _unknown_iab(str(value)))
+        for path, value in _safety_refs(p.data):
+            if isinstance(value, str) and value.strip() not in SAFETY_BY_NAME:
+                known = ", ".join(SAFETY_BY_NAME)
+                maybe = _suggest(value.strip(), list(SAFETY_BY_NAME), cutoff=0.5)
+                col.add(
+                    p.rel,
+                    _line_for(p.lines, path),
+                    path,
+                    f"unknown safety class '{value}' ({maybe}known: {known})",
+                )
+    return sources
+
+
+def _unknown_brand(brand: str, brands: Mapping[str, tuple[Path, ...]]) -> str:
+    if not brands:
+        return (
+            f"unknown brand '{brand}': there are no brands yet; "
+            f"add reference images under {BRANDS_DIR}/{brand}/"
+        )
+    maybe = _suggest(brand, sorted(brands))
+    return (
+        f"unknown brand '{brand}' ({maybe}known: {', '.join(sorted(brands))}; "
+        f"a brand is a folder {BRANDS_DIR}/<brand>/ of reference images)"
+    )
+
+
+def _unknown_iab(value: str) -> str:
+    names = {c.name.lower(): c for c in iab_categories()}
+    hint = difflib.get_close_matches(value.lower(), list(names), n=1, cutoff=0.6)
+    maybe = ""
+    if hint:
+        c = names[hint[0]]
+        maybe = f" (did you mean {c.id}, '{' > '.join(c.path)}'?)"
+    return (
+        f"unknown IAB id '{value}'{maybe}: ids are the 'Unique ID' column of the IAB Content "
+        f"Taxonomy 3.1 (vision/data/{IAB_TSV}), e.g. 210 for Food & Drink"
+    )
+
+
+def _check_example(root: Path, rel: str, p: _Parsed, path: YamlPath, col: _Collector) -> None:
+    line = _line_for(p.lines, path)
+    pure = _example_rel(rel)
+    if pure.is_absolute() or re.match(r"^[A-Za-z]:", rel):
+        col.add(p.rel, line, path, f"example '{rel}' is absolute: write it relative to {root}")
+        return
+    target = (root / pure).resolve()
+    if not target.is_relative_to(root):
+        col.add(p.rel, line, path, f"example '{rel}' points outside the rules directory {root}")
+        return
+    if not target.is_file():
+        col.add(
+            p.rel, line, path, f"example image '{rel}' not found (paths are relative to {root})"
+        )
+        return
+    if target.suffix.lower() not in IMAGE_SUFFIXES:
+        col.add(p.rel, line, path, f"example '{rel}' is not an image ({', '.join(IMAGE_SUFFIXES)})")
+        return
+    _check_image(target, col, p.rel, line, format_field(path))
+
+
+def _items(data: Any, *keys: str) -> Iterator[tuple[YamlPath, Any]]:
+    """Walk ``data`` along ``keys`` defensively, yielding ``(path, value)`` where it exists."""
+    cur: list[tuple[YamlPath, Any]] = [((), data)]
+    for key in keys:
+        nxt: list[tuple[YamlPath, Any]] = []
+        for path, value in cur:
+            if key == "[]":
+                if isinstance(value, list):
+                    nxt.extend(((*path, i), v) for i, v in enumerate(value))
+            elif isinstance(value, dict) and key in value:
+                nxt.append(((*path, key), value[key]))
+        cur = nxt
+    yield from cur
+
+
+def _clauses(data: Any) -> Iterator[tuple[YamlPath, Any]]:
+    yield from _items(data, "target", "all", "[]")
+    yield from _items(data, "target", "any", "[]")
+
+
+def _brand_refs(data: Any) -> Iterator[tuple[YamlPath, Any]]:
+    for path, clause in _clauses(data):
+        for sub, value in _items(clause, "logo", "brand"):
+            yield (*path, *sub), value
+    yield from _items(data, "exclude", "logos", "[]", "brand")
+
+
+def _example_refs(data: Any) -> Iterator[tuple[YamlPath, Any]]:
+    for path, clause in _clauses(data):
+        for sub, value in _items(clause, "concept", "examples", "[]"):
+            yield (*path, *sub), value
+    yield from _items(data, "exclude", "concepts", "[]", "examples", "[]")
+
+
+def _iab_refs(data: Any) -> Iterator[tuple[YamlPath, Any]]:
+    for path, clause in _clauses(data):
+        for sub, value in _items(clause, "iab", "[]"):  # shorthand: iab: [210, 222]
+            yield (*path, *sub), value
+        for sub, value in _items(clause, "iab", "ids", "[]"):
+            yield (*path, *sub), value
+
+
+def _safety_refs(data: Any) -> Iterator[tuple[YamlPath, Any]]:
+    yield from _items(data, "exclude", "safety", "[]")
