@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="onscreen",
         description="Contextual advertising from what is on screen.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:

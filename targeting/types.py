@@ -75,9 +75,13 @@ class Placement:
 
     def __post_init__(self) -> None:
         if not self.reasons:
-            raise ValueError(f"Placement for {self.campaign!r} has no reasons: nobody could explain it")
+            raise ValueError(
+                f"Placement for {self.campaign!r} has no reasons: nobody could explain it"
+            )
         if not (0 <= self.start_s <= self.end_s) or not math.isfinite(self.end_s):
-            raise ValueError(f"Placement needs 0 <= start_s <= end_s, got {self.start_s}..{self.end_s}")
+            raise ValueError(
+                f"Placement needs 0 <= start_s <= end_s, got {self.start_s}..{self.end_s}"
+            )
 
     @property
     def duration_s(self) -> float:

@@ -40,24 +40,65 @@ NUDITY_DETECTOR_LABELS = (
 """NudeNet classes that count as nudity (covered classes and bare feet/belly/armpits do not)."""
 
 SAFETY_CLASSES: tuple[SafetyClass, ...] = (
-    SafetyClass("nudity", "Adult & Explicit Sexual Content", "detector", 0.45,
-                labels=NUDITY_DETECTOR_LABELS),
-    SafetyClass("violence", "Crime & Harmful Acts", "clip", 0.6,
-                prompts=("people fighting violently", "a violent assault", "a bloody injury")),
-    SafetyClass("weapons", "Arms & Ammunition", "clip", 0.6,
-                prompts=("a gun", "a person holding a firearm", "a rifle", "a knife used as a weapon")),
-    SafetyClass("drugs", "Illegal Drugs, Tobacco, Vaping & Alcohol", "clip", 0.6,
-                prompts=("illegal drugs and a syringe", "a person smoking a joint", "lines of cocaine")),
-    SafetyClass("alcohol", "Illegal Drugs, Tobacco, Vaping & Alcohol", "clip", 0.6,
-                prompts=("people drinking beer", "bottles of liquor", "a glass of wine")),
-    SafetyClass("tobacco", "Illegal Drugs, Tobacco, Vaping & Alcohol", "clip", 0.6,
-                prompts=("a person smoking a cigarette", "a person vaping")),
-    SafetyClass("disaster", "Death, Injury or Military Conflict", "clip", 0.6,
-                prompts=("a car crash", "a burning building", "a natural disaster with destruction")),
-    SafetyClass("military", "Death, Injury or Military Conflict", "clip", 0.6,
-                prompts=("soldiers in combat", "a war zone", "a tank firing")),
-    SafetyClass("gore", "Death, Injury or Military Conflict", "clip", 0.6,
-                prompts=("a gory wound with blood", "a dead body")),
+    SafetyClass(
+        "nudity", "Adult & Explicit Sexual Content", "detector", 0.45, labels=NUDITY_DETECTOR_LABELS
+    ),
+    SafetyClass(
+        "violence",
+        "Crime & Harmful Acts",
+        "clip",
+        0.6,
+        prompts=("people fighting violently", "a violent assault", "a bloody injury"),
+    ),
+    SafetyClass(
+        "weapons",
+        "Arms & Ammunition",
+        "clip",
+        0.6,
+        prompts=("a gun", "a person holding a firearm", "a rifle", "a knife used as a weapon"),
+    ),
+    SafetyClass(
+        "drugs",
+        "Illegal Drugs, Tobacco, Vaping & Alcohol",
+        "clip",
+        0.6,
+        prompts=("illegal drugs and a syringe", "a person smoking a joint", "lines of cocaine"),
+    ),
+    SafetyClass(
+        "alcohol",
+        "Illegal Drugs, Tobacco, Vaping & Alcohol",
+        "clip",
+        0.6,
+        prompts=("people drinking beer", "bottles of liquor", "a glass of wine"),
+    ),
+    SafetyClass(
+        "tobacco",
+        "Illegal Drugs, Tobacco, Vaping & Alcohol",
+        "clip",
+        0.6,
+        prompts=("a person smoking a cigarette", "a person vaping"),
+    ),
+    SafetyClass(
+        "disaster",
+        "Death, Injury or Military Conflict",
+        "clip",
+        0.6,
+        prompts=("a car crash", "a burning building", "a natural disaster with destruction"),
+    ),
+    SafetyClass(
+        "military",
+        "Death, Injury or Military Conflict",
+        "clip",
+        0.6,
+        prompts=("soldiers in combat", "a war zone", "a tank firing"),
+    ),
+    SafetyClass(
+        "gore",
+        "Death, Injury or Military Conflict",
+        "clip",
+        0.6,
+        prompts=("a gory wound with blood", "a dead body"),
+    ),
 )
 
 NEUTRAL_PROMPTS = (

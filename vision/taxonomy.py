@@ -64,7 +64,9 @@ def iab_categories() -> tuple[IabCategory, ...]:
         row = row + [""] * (8 - len(row))
         uid, parent, name = row[0].strip(), row[1].strip() or None, row[2].strip()
         path = tuple(t.strip() for t in row[3:7] if t.strip())
-        out.append(IabCategory(uid, parent, name, path or (name,), sensitive=row[7].strip() == "SCD"))
+        out.append(
+            IabCategory(uid, parent, name, path or (name,), sensitive=row[7].strip() == "SCD")
+        )
     return tuple(out)
 
 

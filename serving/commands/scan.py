@@ -1,0 +1,135 @@
+"""``onscreen scan MEDIA... --rules DIR --out FILE.jsonl``: the batch job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+from serving.model_options import add_model_options, pipeline_config_from_args
+from serving.scan import MediaResult, run_scan, write_parquet
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "scan",
+        help="scan videos/images against a rules directory into placements (JSONL)",
+        description=(
+            "Keyframes -> facts -> placements for each media. One JSON line per placement, one "
+            '{"media", "error"} line per media that could not be read (the scan goes on). '
+            "Exit 0 if at least one media was scanned, 1 if none was."
+        ),
+    )
+    p.add_argument("media", nargs="+", type=Path, help="video/image files or directories")
+    p.add_argument(
+        "--rules", type=Path, required=True, help="rules directory (campaigns/, brands/)"
+    )
+    p.add_argument("--out", type=Path, required=True, help="JSONL output file")
+    p.add_argument("--parquet", type=Path, help="also write placements as a Parquet table here")
+    p.add_argument("--explain", action="store_true", help="add per-keyframe facts and decisions")
+    p.add_argument("--resume", action="store_true", help="continue a scan that was interrupted")
+    p.add_argument(
+        "--table", action="store_true", help="print the placements as a table at the end"
+    )
+    p.add_argument(
+        "--media-id",
+        choices=("name", "stem", "path"),
+        default="name",
+        help="what identifies a media in the output and the store (default: file name)",
+    )
+    p.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        default=None,
+        help="day the campaigns' flight dates are checked against (default: today)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from serving.targeter import Targeter, clip_needs
+    from targeting.rules_loader import load_rules
+    from vision.pipeline import build_pipeline
+
+    rules = load_rules(args.rules)
+    # CLIP is required exactly when the rules use it; otherwise it is skipped unless asked for.
+    args.clip_default = "required" if clip_needs(rules) else "off"
+    cfg = pipeline_config_from_args(args, brands_dir=rules.root / "brands")
+    pipeline = build_pipeline(cfg)
+    for line in pipeline.notices:
+        print(f"note: {line}", file=sys.stderr)
+    targeter = Targeter(pipeline, rules)
+    summary = run_scan(
+        targeter,
+        args.media,
+        out=args.out,
+        today=args.date or date.today(),
+        explain=args.explain,
+        resume=args.resume,
+        media_ids=args.media_id,
+        progress=not args.quiet,
+    )
+    if args.parquet:
+        write_parquet(args.parquet, summary.results)
+    n_place = sum(len(r.placements) for r in summary.results)
+    skipped = f", {len(summary.skipped)} already done" if summary.skipped else ""
+    print(
+        f"scanned {summary.ok} media ({summary.failed} failed{skipped}): "
+        f"{n_place} placements -> {args.out}",
+        file=sys.stderr,
+    )
+    if args.table:
+        print_table(summary.results, meaningful=pipeline.clip_meaningful or pipeline.clip is None)
+    # media done by an interrupted run count: the scan as a whole produced results
+    return 0 if summary.ok or summary.skipped else 1
+
+
+def _reason_text(r: dict) -> str:
+    what = next(
+        (str(r[k]) for k in ("brand", "prompt", "iab", "label", "category", "example") if k in r),
+        "",
+    )
+    box = r.get("box")
+    where = " [" + ", ".join(f"{v:.2f}" for v in box) + "]" if box else ""
+    return f"{r['kind']} {what} {r['score']:.2f} @ {r['t']:.1f}s{where}"
+
+
+def print_table(results: list[MediaResult] | tuple[MediaResult, ...], *, meaningful: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=max(140, Console().width))
+    table = Table(title="placements", show_lines=True)
+    for col in ("media", "rank", "campaign", "segment", "score", "bid", "reasons"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        if r.error:
+            table.add_row(r.media, "", "[red]error[/red]", "", "", "", r.error)
+            continue
+        if not r.placements:
+            table.add_row(r.media, "", "-", "", "", "", "no campaign fits")
+        for p in r.placements:
+            reasons, seen = [], set()
+            for x in (x.to_json() for x in p.reasons):  # strongest evidence per clause
+                key = (x["kind"], _reason_text(x).split(" @ ")[0].rsplit(" ", 1)[0])
+                if key not in seen:
+                    seen.add(key)
+                    reasons.append(x)
+            text = "\n".join(_reason_text(x) for x in reasons)
+            if not meaningful and any(x["kind"] in ("concept", "iab", "example") for x in reasons):
+                text += (
+                    "\n[yellow](concept scores from random CLIP weights: not meaningful)[/yellow]"
+                )
+            table.add_row(
+                p.media,
+                str(p.rank),
+                p.campaign,
+                f"{p.start_s:.1f}–{p.end_s:.1f} s",
+                f"{p.score:.2f}",
+                f"{p.bid_cpm:g}",
+                text,
+            )
+    console.print(table)
