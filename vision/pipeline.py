@@ -89,7 +89,7 @@ class Pipeline:
 
 def _load_clip(cfg: PipelineConfig, notices: list[str]) -> tuple[object | None, bool]:
     from vision.clip_embedder import ClipEmbedder
-    from vision.weights import resolve
+    from vision.weights import Manifest, resolve
 
     if cfg.clip == "off":
         return None, False
@@ -110,7 +110,10 @@ def _load_clip(cfg: PipelineConfig, notices: list[str]) -> tuple[object | None, 
             "--random-weights"
         )
         return None, False
-    return ClipEmbedder(cfg.clip_model, weights=path, device=cfg.device), True
+    # resolve() verified the file against the manifest: hand over its sha256 rather than hash
+    # 600 MB again at every start
+    sha = Manifest.load().get(cfg.clip_weights).sha256
+    return ClipEmbedder(cfg.clip_model, weights=path, device=cfg.device, weights_sha256=sha), True
 
 
 def build_pipeline(cfg: PipelineConfig) -> Pipeline:
