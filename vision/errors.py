@@ -5,7 +5,8 @@
     ├── ModelError      a model cannot be loaded or run (missing weights, bad file)
     │   └── WeightsError    a weights file is missing, unfetchable or fails its sha256
     ├── RulesError      (targeting.errors) advertiser rules that do not validate
-    └── Overloaded      (serving) more work than the bounded queues hold
+    ├── Overloaded      (serving) more work than the bounded queues hold
+    └── PlacementStoreError (serving.placement_store) a store file that is not ours or unusable
 
 It lives in ``vision`` because ``vision`` is the bottom of the one-way dependency chain
 (vision <- targeting <- serving): every package can import it, and ``serving`` maps each class
