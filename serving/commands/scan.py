@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, required=True, help="JSONL output file")
     p.add_argument("--parquet", type=Path, help="also write placements as a Parquet table here")
+    p.add_argument(
+        "--store",
+        type=Path,
+        help="placement store (SQLite) to upsert into, for the server's LookupPlacements",
+    )
     p.add_argument("--explain", action="store_true", help="add per-keyframe facts and decisions")
     p.add_argument("--resume", action="store_true", help="continue a scan that was interrupted")
     p.add_argument(
@@ -62,16 +67,32 @@ def run(args: argparse.Namespace) -> int:
     for line in pipeline.notices:
         print(f"note: {line}", file=sys.stderr)
     targeter = Targeter(pipeline, rules)
-    summary = run_scan(
-        targeter,
-        args.media,
-        out=args.out,
-        today=args.date or date.today(),
-        explain=args.explain,
-        resume=args.resume,
-        media_ids=args.media_id,
-        progress=not args.quiet,
-    )
+    store = None
+    if args.store:
+        from serving.placement_store import PlacementStore
+
+        store = PlacementStore(args.store)
+
+    def on_result(result: MediaResult) -> None:
+        # a media that failed keeps what an earlier good scan stored for it
+        if store is not None and result.ok:
+            store.replace_media(result.media, result.placements)
+
+    try:
+        summary = run_scan(
+            targeter,
+            args.media,
+            out=args.out,
+            today=args.date or date.today(),
+            explain=args.explain,
+            resume=args.resume,
+            media_ids=args.media_id,
+            progress=not args.quiet,
+            on_result=on_result,
+        )
+    finally:
+        if store is not None:
+            store.close()
     if args.parquet:
         write_parquet(args.parquet, summary.results)
     n_place = sum(len(r.placements) for r in summary.results)

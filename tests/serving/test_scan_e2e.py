@@ -116,3 +116,32 @@ def test_explain_adds_per_keyframe_facts_and_decisions(scene, tmp_path) -> None:
     d = {x["campaign"]: x for x in at7["decisions"]}
     assert d["acme-logo"]["placed"] and d["acme-logo"]["matched"][0]["brand"] == "acme"
     assert not d["ghost-logo"]["placed"]
+
+
+def test_store_and_parquet_hold_the_same_placements_as_jsonl(scene, tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    from serving.placement_store import PlacementStore
+
+    rules, media, _ = scene
+    store, parquet = tmp_path / "p.sqlite", tmp_path / "p.parquet"
+    code, lines = _scan(
+        rules,
+        [media / "demo.mp4"],
+        tmp_path / "s.jsonl",
+        "--store",
+        str(store),
+        "--parquet",
+        str(parquet),
+    )
+    assert code == 0
+    placements = [x for x in lines if "campaign" in x]
+    table = pq.read_table(parquet).to_pylist()
+    assert [(r["campaign"], r["start_s"]) for r in table] == [
+        (p["campaign"], p["start_s"]) for p in placements
+    ]
+    with PlacementStore(store) as s:
+        assert len(s.lookup("demo.mp4")) == len(placements)
+        at7 = s.lookup("demo.mp4", 7.0)
+        assert "acme-logo" in {p.campaign for p in at7}
+        assert s.lookup("never-scanned.mp4") is None
