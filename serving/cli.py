@@ -16,7 +16,8 @@ import sys
 from vision.errors import OnscreenError
 
 COMMANDS = ("analyze", "weights", "rules", "scan", "serve", "target")
-"""Subcommand modules under ``serving.commands``, in the order ``--help`` lists them."""
+"""Subcommand modules under ``serving.commands``, in the order ``--help`` lists them
+(``target`` also registers ``health``)."""
 
 
 def _configure_offline() -> None:
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `onscreen ... | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return 0
     except OnscreenError as exc:
         print(f"onscreen {args.command}: {exc}", file=sys.stderr)
         return 2
