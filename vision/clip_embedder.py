@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from vision.device import DeviceChoice, pick_device
-from vision.errors import MediaError, ModelError, WeightsError
-from vision.limits import ALLOWED_IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from vision.errors import ModelError, WeightsError
+from vision.image_decode import read_image_file
 
 log = logging.getLogger(__name__)
 
@@ -121,72 +121,6 @@ def _check_image(i: int, img: object) -> np.ndarray:
         desc = f"{img.shape} {img.dtype}" if isinstance(img, np.ndarray) else type(img).__name__
         raise ValueError(f"images[{i}] must be an (H, W, 3) uint8 RGB array, got {desc}")
     return img
-
-
-def _sniff_format(head: bytes) -> str | None:
-    """Image format from the file's magic bytes (names as in ``ALLOWED_IMAGE_FORMATS``)."""
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
-def _open_plugin(path: Path, fmt: str):  # -> PIL.ImageFile.ImageFile
-    """Open with the format's own PIL plugin class, not ``PIL.Image.open``.
-
-    Only the allowed formats' decoders are reachable, and no patched global opener is used
-    (ultralytics replaces ``Image.open`` at import with one that tries to import pi_heif on
-    any unidentified file).
-    """
-    from PIL import JpegImagePlugin, PngImagePlugin, WebPImagePlugin
-
-    cls = {
-        "jpeg": JpegImagePlugin.JpegImageFile,
-        "png": PngImagePlugin.PngImageFile,
-        "webp": WebPImagePlugin.WebPImageFile,
-    }[fmt]
-    return cls(str(path))
-
-
-def read_rgb_file(path: Path) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB, EXIF orientation applied, alpha dropped.
-
-    Size and format are checked before pixels are allocated (``MAX_IMAGE_BYTES`` from the file
-    size, ``ALLOWED_IMAGE_FORMATS`` from the magic bytes, ``MAX_IMAGE_PIXELS`` from the
-    header); every failure is a MediaError naming the file.
-    """
-    from PIL import ImageOps
-
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(f"{path}: no such image file")
-    size = path.stat().st_size
-    if size > MAX_IMAGE_BYTES:
-        raise MediaError(f"{path}: {size} bytes is over the {MAX_IMAGE_BYTES}-byte image limit")
-    with path.open("rb") as fh:
-        head = fh.read(16)
-    fmt = _sniff_format(head)
-    if fmt is None or fmt not in ALLOWED_IMAGE_FORMATS:
-        raise MediaError(
-            f"{path}: not a {'/'.join(f.upper() for f in ALLOWED_IMAGE_FORMATS)} image "
-            "(checked from its first bytes); convert it to one of these"
-        )
-    try:
-        with _open_plugin(path, fmt) as im:
-            w, h = im.size
-            if w * h > MAX_IMAGE_PIXELS:
-                raise MediaError(
-                    f"{path}: {w}x{h} pixels is over the {MAX_IMAGE_PIXELS}-pixel image limit"
-                )
-            rgb = ImageOps.exif_transpose(im).convert("RGB")
-            return np.asarray(rgb, dtype=np.uint8)
-    except MediaError:
-        raise
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise MediaError(f"{path}: cannot decode {fmt} image: {exc}") from exc
 
 
 class ClipEmbedder:
@@ -441,7 +375,7 @@ class ClipEmbedder:
         out = np.empty((len(paths), self._dim), dtype=np.float32)
         for start in range(0, len(paths), self._batch_size):
             chunk = paths[start : start + self._batch_size]
-            out[start : start + len(chunk)] = self.embed_images([read_rgb_file(p) for p in chunk])
+            out[start : start + len(chunk)] = self.embed_images([read_image_file(p) for p in chunk])
         return out
 
     # -- texts -------------------------------------------------------------------------------

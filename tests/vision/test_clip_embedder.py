@@ -3,8 +3,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import struct
-import zlib
 from contextlib import nullcontext as does_not_raise
 from pathlib import Path
 
@@ -16,9 +14,10 @@ from PIL import Image
 
 from targeting.embedding import ConceptEmbedder
 from tests.conftest import read_rgb
-from vision.clip_embedder import ClipEmbedder, read_rgb_file
+from vision.clip_embedder import ClipEmbedder
 from vision.device import pick_device
-from vision.errors import MediaError, ModelError, WeightsError
+from vision.errors import ModelError, WeightsError
+from vision.image_decode import read_image_file
 
 TINY_MODEL = "onscreen-test-tiny"
 """A 2-layer, 32-d open_clip ViT: the real code paths (tokenizer, towers, checkpoint loading)
@@ -218,68 +217,9 @@ def test_satisfies_concept_embedder_protocol(b32: ClipEmbedder, tiny: ClipEmbedd
 def test_embed_image_files_equals_decoded_arrays(tiny: ClipEmbedder, real_images) -> None:
     paths = [real_images[n] for n in ("grace_hopper", "logo2", "chelsea")]
     from_files = tiny.embed_image_files(paths)
-    from_arrays = tiny.embed_images([read_rgb(p) for p in paths])
+    from_arrays = tiny.embed_images([read_image_file(p) for p in paths])
     assert from_files.shape == (3, 32)
     np.testing.assert_allclose(from_files, from_arrays, atol=1e-6)
-
-
-def _write(path: Path, data: bytes) -> Path:
-    path.write_bytes(data)
-    return path
-
-
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG signature and IHDR chunk only: a header that claims a size, with no pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    chunk = b"IHDR" + ihdr
-    idat = struct.pack(">I", 0) + b"IDAT" + struct.pack(">I", zlib.crc32(b"IDAT"))
-    crc = struct.pack(">I", zlib.crc32(chunk))
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk + crc + idat
-
-
-def _half_of(real: Path, out: Path) -> Path:
-    data = real.read_bytes()
-    return _write(out, data[: len(data) // 2])
-
-
-def _gif(real: Path, out: Path) -> Path:
-    Image.open(real).convert("RGB").save(out, format="GIF")
-    return out
-
-
-@pytest.mark.parametrize(
-    "make, message",
-    [
-        (lambda d, r: d / "missing.jpg", r"missing\.jpg: no such image file"),
-        (lambda d, r: d, "no such image file"),
-        (
-            lambda d, r: _write(d / "text.jpg", b"hello, not a jpeg"),
-            r"text\.jpg: not a JPEG/PNG/WEBP",
-        ),
-        (lambda d, r: _gif(r["chelsea"], d / "chelsea.gif"), r"chelsea\.gif: not a JPEG/PNG/WEBP"),
-        (
-            lambda d, r: _write(d / "trunc.png", b"\x89PNG\r\n\x1a\n\x00\x00"),
-            r"trunc\.png: cannot decode png",
-        ),
-        (lambda d, r: _half_of(r["bus"], d / "half.jpg"), r"half\.jpg: cannot decode jpeg image"),
-        (
-            lambda d, r: _write(d / "huge.png", _png_header(10_000, 10_000)),
-            "10000x10000 pixels is over",
-        ),
-    ],
-)
-def test_read_rgb_file_errors(tmp_path: Path, real_images, make, message) -> None:
-    with pytest.raises(MediaError, match=message):
-        read_rgb_file(make(tmp_path, real_images))
-
-
-def test_read_rgb_file_applies_exif_orientation(tmp_path: Path, real_images) -> None:
-    img = Image.open(real_images["coffee"]).convert("RGB")  # 600 wide, 400 high
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    path = tmp_path / "rotated.jpg"
-    img.save(path, exif=exif)
-    assert read_rgb_file(path).shape == (600, 400, 3)
 
 
 # -- texts -------------------------------------------------------------------------------------
