@@ -1,0 +1,160 @@
+"""``onscreen serve --rules DIR --port 50051``: the gRPC server for ad servers.
+
+Health answers NOT_SERVING at once and SERVING once the models are loaded and warmed up
+("serving on HOST:PORT" is logged then). SIGTERM or SIGINT: NOT_SERVING, stop accepting calls,
+let in-flight calls finish within ``--grace`` seconds, exit 0. Models or rules that fail to load
+exit 2 with the reason (the CLI's handling of OnscreenError).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from serving.model_options import add_model_options, pipeline_config_from_args
+from serving.server_config import (
+    API_KEY_ENV,
+    API_KEY_METADATA,
+    DEFAULT_GRACE_S,
+    DEFAULT_HOST,
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_MAX_WAIT_MS,
+    DEFAULT_PORT,
+    ServerConfig,
+)
+
+log = logging.getLogger("serving.serve")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve placements over gRPC (onscreen.v1) with batching, health and metrics",
+        description=(
+            "gRPC server: Targeting (TargetImage, ScanVideo, TargetStream, LookupPlacements), "
+            "Vision (Analyze), grpc.health.v1 and reflection. Rules are reloaded when the "
+            "directory changes (a bad edit keeps the last good rules). SIGTERM drains and exits 0."
+        ),
+    )
+    p.add_argument(
+        "--rules", type=Path, required=True, help="rules directory (campaigns/, brands/)"
+    )
+    p.add_argument(
+        "--host", default=DEFAULT_HOST, help=f"interface to bind (default {DEFAULT_HOST})"
+    )
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free)"
+    )
+    p.add_argument("--media-root", type=Path, help="ScanVideo may read videos under this directory")
+    p.add_argument("--store", type=Path, help="placement store (SQLite) for LookupPlacements")
+    p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    p.add_argument(
+        "--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="frames per model call at most"
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=DEFAULT_MAX_WAIT_MS,
+        help="longest wait for batch-mates, milliseconds",
+    )
+    p.add_argument(
+        "--max-queue",
+        type=int,
+        default=DEFAULT_MAX_QUEUE,
+        help="frames waiting for the model at most (more: RESOURCE_EXHAUSTED)",
+    )
+    p.add_argument(
+        "--api-key",
+        help=f"require this key in metadata '{API_KEY_METADATA}' (default: ${API_KEY_ENV}; none: off)",
+    )
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
+    p.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE_S,
+        help="seconds in-flight calls get to finish on shutdown",
+    )
+    p.add_argument("--no-watch", action="store_true", help="do not reload rules on changes")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    from serving.grpc_server import environ_api_key
+    from serving.targeter import clip_needs
+    from targeting.rules_loader import load_rules
+
+    rules = load_rules(args.rules)  # bad rules fail here, before any model loads
+    # CLIP is required exactly when the rules use it; otherwise it is skipped unless asked for.
+    args.clip_default = "required" if clip_needs(rules) else "off"
+    pipeline = pipeline_config_from_args(args, brands_dir=rules.root / "brands")
+    if args.media_root is not None and not args.media_root.is_dir():
+        raise SystemExit(f"--media-root {args.media_root} is not a directory")
+    try:
+        return ServerConfig(
+            rules_dir=args.rules,
+            pipeline=pipeline,
+            host=args.host,
+            port=args.port,
+            media_root=args.media_root,
+            store=args.store,
+            metrics_port=args.metrics_port,
+            max_batch=args.max_batch,
+            max_wait_ms=args.max_wait_ms,
+            max_queue=args.max_queue,
+            api_key=environ_api_key(args.api_key),
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            grace_s=args.grace,
+            watch_rules=not args.no_watch,
+        )
+    except ValueError as exc:
+        raise SystemExit(f"onscreen serve: {exc}") from exc
+
+
+async def serve(config: ServerConfig) -> int:
+    """Run until SIGTERM/SIGINT, then drain; raises the load error if models or rules fail."""
+    from serving.grpc_server import start_server
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        running = await start_server(config, wait_ready=False)
+    except ValueError as exc:  # batcher limits
+        raise SystemExit(f"onscreen serve: {exc}") from exc
+    try:
+        stopper = asyncio.ensure_future(stop.wait())
+        loader = asyncio.ensure_future(running.wait_ready())
+        await asyncio.wait({stopper, loader}, return_when=asyncio.FIRST_COMPLETED)
+        if loader.done() and loader.exception() is not None:
+            stopper.cancel()
+            raise loader.exception()  # type: ignore[misc]
+        await stopper
+        log.info("signal received")
+    finally:
+        await running.stop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    # a server's operational lines (listening, serving on, reloads, shutdown) are always shown
+    serving_log = logging.getLogger("serving")
+    if serving_log.getEffectiveLevel() > logging.INFO:
+        serving_log.setLevel(logging.INFO)
+    logging.getLogger("targeting.rules_watch").setLevel(logging.INFO)
+    try:
+        return asyncio.run(serve(config))
+    except KeyboardInterrupt:  # a second Ctrl-C while draining
+        print("onscreen serve: interrupted while draining", file=sys.stderr)
+        return 130

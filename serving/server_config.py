@@ -1,0 +1,115 @@
+"""Named limits and defaults of ``onscreen serve``, and the ``ServerConfig`` that carries them.
+
+Every limit is finite and has its unit in its name or docstring. The gRPC receive limit is
+set deliberately: an image (``vision.limits.MAX_IMAGE_BYTES``, 20 MiB) plus room for the rest
+of the message; videos never travel in one message (chunked upload, or a path under
+``--media-root``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vision.limits import MAX_IMAGE_BYTES
+from vision.pipeline import PipelineConfig
+
+DEFAULT_HOST = "127.0.0.1"
+"""Interface bound by default: loopback; pass ``--host 0.0.0.0`` in a container."""
+DEFAULT_PORT = 50051
+"""The conventional gRPC port. 0 picks a free port (logged), for tests."""
+
+MESSAGE_SLACK_BYTES = 1024 * 1024
+"""Room for the other fields of a request next to its image bytes (ids, options), bytes."""
+MAX_IMAGE_MESSAGE_BYTES = MAX_IMAGE_BYTES + MESSAGE_SLACK_BYTES
+"""gRPC max receive message size, bytes. An image up to this size reaches the decoder, which
+refuses anything over MAX_IMAGE_BYTES with INVALID_ARGUMENT naming the limit; a message over it
+is refused by gRPC itself (RESOURCE_EXHAUSTED) before it is buffered."""
+MAX_SEND_MESSAGE_BYTES = 4 * 1024 * 1024
+"""gRPC max send message size, bytes: responses are placements and facts, never pixels."""
+MAX_UPLOAD_CHUNK_BYTES = 1024 * 1024
+"""Largest ScanVideo upload chunk accepted, bytes (the contract says 1 MiB)."""
+
+DEFAULT_MAX_BATCH = 16
+"""Frames per model call the micro-batcher gathers at most."""
+DEFAULT_MAX_WAIT_MS = 5.0
+"""Longest a request waits for batch-mates before a partial batch runs, milliseconds."""
+DEFAULT_MAX_QUEUE = 256
+"""Frames waiting for the model at most; one more is RESOURCE_EXHAUSTED at once."""
+DEFAULT_GRACE_S = 10.0
+"""On SIGTERM/SIGINT, how long in-flight calls may take to finish, seconds."""
+MAX_GRACE_S = 600.0
+"""Largest grace period accepted, seconds."""
+
+DEFAULT_MAX_PLACEMENTS = 20
+"""Placements returned for an image when the request says 0."""
+MAX_PLACEMENTS = 1000
+"""Most placements returned for one image."""
+MAX_MEDIA_ID_CHARS = 1024
+"""Longest media id or stream id accepted."""
+MAX_CAMPAIGN_FILTER = 1000
+"""Most campaign ids in a request's filter."""
+
+SCAN_PROGRESS_EVERY_S = 5.0
+"""ScanVideo sends a progress message every this many seconds of media time."""
+MAX_STREAMS_PER_CALL = 16
+"""Most live streams one TargetStream call may interleave."""
+STREAM_WINDOW_S = 300.0
+"""Media time of a live stream kept for matching, seconds: older keyframes are forgotten (a
+segment longer than this is reported in pieces), which bounds memory per stream."""
+
+KEEPALIVE_TIME_MS = 30_000
+"""Server pings an idle connection this often, milliseconds (finds dead load balancer links)."""
+KEEPALIVE_TIMEOUT_MS = 10_000
+"""A ping unanswered this long closes the connection, milliseconds."""
+MIN_CLIENT_PING_INTERVAL_MS = 10_000
+"""Clients may ping at most this often, milliseconds (more is a GOAWAY)."""
+MAX_CONCURRENT_STREAMS = 1024
+"""HTTP/2 streams (calls) per connection at most."""
+
+API_KEY_ENV = "ONSCREEN_API_KEY"
+"""Environment variable holding the shared API key when ``--api-key`` is not given."""
+API_KEY_METADATA = "x-api-key"
+"""Request metadata key the API key travels in."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``start_server`` needs. Paths are as given; ``rules_dir`` is required.
+
+    ``media_root``: ScanVideo paths resolve under it (None: by-path scans are refused).
+    ``store``: the placement store file (None: LookupPlacements is FAILED_PRECONDITION).
+    ``metrics_port``: Prometheus HTTP port (None: off; 0: a free port).
+    ``watch_rules``: hot-reload the rules directory. ``warmup``: run one dummy batch before
+    reporting SERVING (so the first request does not pay for lazy initialisation).
+    """
+
+    rules_dir: Path
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    media_root: Path | None = None
+    store: Path | None = None
+    metrics_port: int | None = None
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS
+    max_queue: int = DEFAULT_MAX_QUEUE
+    api_key: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    grace_s: float = DEFAULT_GRACE_S
+    watch_rules: bool = True
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.port <= 65535):
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.metrics_port is not None and not (0 <= self.metrics_port <= 65535):
+            raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
+        if not (0 <= self.grace_s <= MAX_GRACE_S) or math.isnan(self.grace_s):
+            raise ValueError(f"grace must be in 0..{MAX_GRACE_S:g} s, got {self.grace_s}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both --tls-cert and --tls-key (or neither)")
+        if self.api_key is not None and not self.api_key:
+            raise ValueError("the API key must not be empty (leave it out to disable auth)")
