@@ -26,6 +26,13 @@ RUN pip install . \
 # Weights are fetched at build time, never at request time. The hub must be reachable here.
 RUN onscreen weights fetch
 
+# Example rules; mount your own over /opt/onscreen/rules (they are hot-reloaded).
+RUN mkdir -p /var/lib/onscreen
 COPY examples/rules ./rules
 EXPOSE 50051 9090
-CMD ["onscreen", "--help"]
+# The gRPC health protocol, through the project's own client (no extra probe binary).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+  CMD ["onscreen", "health", "--server", "localhost:50051", "--timeout", "3"]
+# Rules that use concepts need CLIP: its weights were fetched above (the build fails if not).
+CMD ["onscreen", "serve", "--rules", "/opt/onscreen/rules", "--host", "0.0.0.0", "--port", "50051", \
+     "--metrics-port", "9090", "--store", "/var/lib/onscreen/placements.sqlite"]
