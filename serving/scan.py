@@ -120,6 +120,22 @@ def media_id_for(path: Path, scheme: str = "name") -> str:
     raise ValueError(f"media id scheme must be name, stem or path, got {scheme!r}")
 
 
+def plan_media(paths: Iterable[Path], media_ids: str = "name") -> list[Path]:
+    """The files a scan will read; refuses ids that collide (one media would overwrite another).
+
+    Cheap (no decoding), so commands call it before loading any model.
+    """
+    files = expand_media(paths)
+    ids = [media_id_for(p, media_ids) for p in files]
+    dupes = sorted({m for m in ids if ids.count(m) > 1})
+    if dupes:
+        raise OnscreenError(
+            f"several files would share the media id(s) {', '.join(dupes[:5])}: "
+            "use --media-id path (or stem) so each media keeps its own placements"
+        )
+    return files
+
+
 def scan_media(
     targeter: Targeter, path: Path, media: str, *, today: date, explain: bool = False
 ) -> MediaResult:
@@ -249,14 +265,7 @@ def run_scan(
     """Scan every media in order, writing as it goes; see the module doc for crash safety."""
     from tqdm import tqdm
 
-    files = expand_media(paths)
-    ids = [media_id_for(p, media_ids) for p in files]
-    dupes = sorted({m for m in ids if ids.count(m) > 1})
-    if dupes:
-        raise OnscreenError(
-            f"several files would share the media id(s) {', '.join(dupes[:5])}: "
-            "use --media-id path (or stem) so each media keeps its own placements"
-        )
+    files = plan_media(paths, media_ids)
     sink = JsonlSink(out, resume=resume)
     results: list[MediaResult] = []
     skipped: list[str] = []

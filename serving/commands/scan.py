@@ -8,7 +8,7 @@ from datetime import date
 from pathlib import Path
 
 from serving.model_options import add_model_options, pipeline_config_from_args
-from serving.scan import MediaResult, run_scan, write_parquet
+from serving.scan import MediaResult, plan_media, run_scan, write_parquet
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from targeting.rules_loader import load_rules
     from vision.pipeline import build_pipeline
 
+    plan_media(args.media, args.media_id)  # fail before loading models
     rules = load_rules(args.rules)
     # CLIP is required exactly when the rules use it; otherwise it is skipped unless asked for.
     args.clip_default = "required" if clip_needs(rules) else "off"
