@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from vision.errors import MediaError
+from vision.image_decode import sniff_image_format
 from vision.limits import ALLOWED_IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 
 log = logging.getLogger(__name__)
@@ -203,13 +204,15 @@ def _opener(head: bytes) -> type | None:
     """The PIL image class for a file's first bytes, for the allowed formats only."""
     from PIL import JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
-    if head.startswith(b"\x89PNG\r\n\x1a\n") and "png" in ALLOWED_IMAGE_FORMATS:
-        return PngImagePlugin.PngImageFile
-    if head.startswith(b"\xff\xd8\xff") and "jpeg" in ALLOWED_IMAGE_FORMATS:
-        return JpegImagePlugin.JpegImageFile
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and "webp" in ALLOWED_IMAGE_FORMATS:
-        return WebPImagePlugin.WebPImageFile
-    return None
+    fmt = sniff_image_format(head)
+    if fmt not in ALLOWED_IMAGE_FORMATS:
+        return None
+    plugins = {
+        "png": PngImagePlugin.PngImageFile,
+        "jpeg": JpegImagePlugin.JpegImageFile,
+        "webp": WebPImagePlugin.WebPImageFile,
+    }
+    return plugins.get(fmt or "")
 
 
 def _suggest_slug(name: str) -> str:
