@@ -33,6 +33,7 @@ weights: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check vision targeting serving tests bench examples
 	$(BIN)/ruff format --check vision targeting serving tests bench examples
+	$(BIN)/mypy
 
 test: $(STAMP) weights lint
 	$(BIN)/pytest -q
@@ -49,4 +50,4 @@ bench: $(STAMP) weights
 	$(BIN)/python bench/bench_match.py
 
 clean:
-	rm -rf $(VENV) out examples/media .pytest_cache .ruff_cache
+	rm -rf $(VENV) out examples/media .pytest_cache .ruff_cache .mypy_cache

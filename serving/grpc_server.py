@@ -90,7 +90,7 @@ from vision.errors import OnscreenError, Overloaded
 from vision.image_decode import decode_image
 from vision.limits import MAX_VIDEO_BYTES
 from vision.pipeline import Pipeline, build_pipeline
-from vision.types import Frame, FrameFacts
+from vision.types import Frame, FrameFacts, KeyframeReason
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ async def decode_frame(core: ServerCore, data: bytes, media_id: str, t: float = 
         )
     source = f"image of {media_id!r}" if media_id else "image"
     image = await asyncio.to_thread(decode_image, data, source)
-    reason = "image" if t == 0.0 else "interval"
+    reason: KeyframeReason = "image" if t == 0.0 else "interval"
     return Frame(media_id=media_id, t=t, image=image, index=0, reason=reason)
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from vision.analyze import DEFAULT_BATCH_SIZE
 from vision.keyframes import KeyframeConfig
 from vision.limits import DEFAULT_KEYFRAME_INTERVAL_S
-from vision.pipeline import Pipeline, PipelineConfig, build_pipeline
+from vision.pipeline import ClipMode, Pipeline, PipelineConfig, build_pipeline
 
 
-def add_model_options(p: argparse.ArgumentParser, *, clip_default: str = "auto") -> None:
+def add_model_options(p: argparse.ArgumentParser, *, clip_default: ClipMode = "auto") -> None:
     g = p.add_argument_group("models")
     g.add_argument(
         "--random-weights",
@@ -37,7 +37,9 @@ def pipeline_config_from_args(
 ) -> PipelineConfig:
     if args.random_weights and args.no_clip:
         raise SystemExit("--random-weights and --no-clip contradict each other: pick one")
-    clip = "random" if args.random_weights else "off" if args.no_clip else args.clip_default
+    clip: ClipMode = (
+        "random" if args.random_weights else "off" if args.no_clip else args.clip_default
+    )
     if args.interval <= 0:
         raise SystemExit(f"--interval must be > 0 seconds, got {args.interval}")
     if args.batch_size < 1:

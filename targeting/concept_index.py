@@ -336,7 +336,7 @@ class ConceptIndex:
         for kind in ("iab", "logo", "face", "safety"):
             nxt = {"iab": "logo", "logo": "face", "face": "safety", "safety": "end"}[kind]
             if s < o[nxt]:
-                return kind  # type: ignore[return-value]
+                return kind
         raise IndexError(f"signal {s} out of range 0..{o['end'] - 1}")
 
     def position(self, campaign: Campaign) -> int:
@@ -520,7 +520,7 @@ class _Builder:
         self.problems: list[RuleProblem] = []
         self.plans: list[CampaignPlan] = []
 
-    def _slot(self, key: object, kind: str, store: list) -> tuple[str, int]:  # type: ignore[type-arg]
+    def _slot(self, key: object, kind: str, store: list) -> tuple[str, int]:
         got = self._slots.get((kind, key))
         if got is None:
             got = (kind, len(store))
@@ -624,7 +624,7 @@ class _Builder:
             )
 
 
-def _batches(items: Sequence[str] | Sequence[Path], size: int) -> Iterator[Sequence]:  # type: ignore[type-arg]
+def _batches(items: Sequence[str] | Sequence[Path], size: int) -> Iterator[Sequence]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 

@@ -483,12 +483,12 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
         data, lines, dups = loader.load_with_lines()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
+        at: int | None = mark.line + 1 if mark else None
         what = exc.problem or exc.context or "cannot parse"
-        started = exc.context_mark.line + 1 if exc.context_mark is not None else line
-        if exc.context and exc.problem and started != line:
+        started = exc.context_mark.line + 1 if exc.context_mark is not None else at
+        if exc.context and exc.problem and started != at:
             what += f" ({exc.context} started on line {started})"
-        col.add(rel, line, "", f"YAML syntax error: {what}")
+        col.add(rel, at, "", f"YAML syntax error: {what}")
         return None
     except yaml.YAMLError as exc:
         col.add(rel, None, "", f"YAML error: {exc}")

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, cast
 
 import numpy as np
 import open_clip
@@ -68,6 +69,27 @@ class TextCacheInfo:
     misses: int
     size: int
     maxsize: int
+
+
+class _VisualTower(Protocol):
+    preprocess_cfg: dict[str, Any]
+    """open_clip's image preprocessing: ``size``, ``resize_mode``, ``interpolation``, mean/std."""
+
+
+class _ClipModel(Protocol):
+    """What this module calls on an open_clip model (``CLIP`` or ``CustomTextCLIP``).
+
+    Why: open_clip types ``create_model`` as a plain ``torch.nn.Module``, whose attribute
+    lookups type as ``Tensor | Module``; this names the towers' real interface instead.
+    Images are (N, 3, H, W) and tokens (N, 77) int64 on the model's device; both return
+    (N, D) features in the model's dtype, not yet normalized.
+    """
+
+    visual: _VisualTower
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor: ...
+
+    def encode_text(self, text: torch.Tensor) -> torch.Tensor: ...
 
 
 class _DropOpenClipRandomInitNotice(logging.Filter):
@@ -187,9 +209,11 @@ class ClipEmbedder:
         self._dim = int(config["embed_dim"])
         model = self._build(model_name, weights_path)
         model.eval().requires_grad_(False)
-        self._model = model.to(device=self._choice.device, dtype=self._choice.dtype)
+        self._model = cast(
+            _ClipModel, model.to(device=self._choice.device, dtype=self._choice.dtype)
+        )
 
-        pp = dict(model.visual.preprocess_cfg)
+        pp = dict(self._model.visual.preprocess_cfg)
         size = pp["size"]
         self._size = (int(size), int(size)) if isinstance(size, int) else tuple(map(int, size))
         self._resize_mode = str(pp.get("resize_mode", "shortest"))
@@ -437,7 +461,9 @@ class ClipEmbedder:
         makes the text tower several times faster (IAB vocabulary: ~1400 prompts). Models
         other than the plain causal, argmax-pooled ``open_clip.model.CLIP`` take the stock path.
         """
-        m = self._model
+        # The text tower's internals are plain nn.Module attributes of open_clip's CLIP, which
+        # ships no types: checked by the ``trimmable`` test below, not by the type checker.
+        m: Any = self._model
         trimmable = (
             type(m) is open_clip.model.CLIP
             and getattr(m, "text_pool_type", None) == "argmax"
@@ -447,8 +473,8 @@ class ClipEmbedder:
             return m.encode_text(tokens)
         length = int(tokens.argmax(dim=-1).max()) + 1  # EOT has the highest token id
         t = tokens[:, :length]
-        cast = m.transformer.get_cast_dtype()
-        x = m.token_embedding(t).to(cast) + m.positional_embedding[:length].to(cast)
+        cast_dtype = m.transformer.get_cast_dtype()
+        x = m.token_embedding(t).to(cast_dtype) + m.positional_embedding[:length].to(cast_dtype)
         x = m.transformer(x, attn_mask=m.attn_mask[:length, :length])
         x = m.ln_final(x)
         x = x[torch.arange(x.shape[0], device=x.device), t.argmax(dim=-1)]

@@ -255,7 +255,7 @@ class Detector:
         inner = getattr(backend, "backend", None)
         session = getattr(inner, "session", None)
         metadata = getattr(inner, "metadata", None)
-        if session is None or not isinstance(metadata, dict):
+        if inner is None or session is None or not isinstance(metadata, dict):
             return
         shape = session.get_inputs()[0].shape
         if len(shape) == 4 and all(isinstance(d, str) for d in (shape[0], shape[2], shape[3])):
@@ -326,8 +326,8 @@ class Detector:
         dets = []
         for box, score, cls in zip(xyxyn, scores, classes, strict=True):
             label = self.labels[int(cls)]
-            clipped = tuple(float(v) for v in np.clip(box, 0.0, 1.0))
-            dets.append(Detection(self._kind_of(label), label, float(score), clipped))
+            x0, y0, x1, y1 = (float(v) for v in np.clip(box, 0.0, 1.0))
+            dets.append(Detection(self._kind_of(label), label, float(score), (x0, y0, x1, y1)))
         dets.sort(key=lambda d: d.score, reverse=True)
         return dets
 

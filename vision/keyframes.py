@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from vision.limits import DEFAULT_CUT_THRESHOLD, DEFAULT_KEYFRAME_INTERVAL_S, MIN_CUT_GAP_S
-from vision.types import Frame
+from vision.types import Frame, KeyframeReason
 
 __all__ = [
     "CUT_HIST_BINS",
@@ -89,7 +89,8 @@ def frame_histogram(image: np.ndarray) -> np.ndarray:
     small = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1, 2], None, list(CUT_HIST_BINS), [0, 180, 0, 256, 0, 256])
-    return cv2.normalize(hist, None, 1.0, 0.0, cv2.NORM_L1)
+    # cv2's stubs omit that ``dst`` may be None (allocate the output), as the binding allows.
+    return cv2.normalize(hist, None, 1.0, 0.0, cv2.NORM_L1)  # type: ignore[call-overload]
 
 
 def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -139,6 +140,6 @@ def _sample(
         if on_grid:
             next_slot = slot + 1
         if is_cut or on_grid:
-            reason = "cut" if is_cut else "interval"
+            reason: KeyframeReason = "cut" if is_cut else "interval"
             yield Frame(media_id=media_id, t=t, image=image, index=index, reason=reason)
             index += 1

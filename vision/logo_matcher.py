@@ -202,7 +202,7 @@ def _sift(max_features: int) -> cv2.SIFT:
     if cache is None:
         cache = _local.sift = {}
     if max_features not in cache:
-        cache[max_features] = cv2.SIFT_create(nfeatures=max_features)
+        cache[max_features] = cv2.SIFT.create(nfeatures=max_features)
     return cache[max_features]
 
 
@@ -212,9 +212,9 @@ def _fill(shape: tuple[int, int], fill: int | tuple[float, int]) -> np.ndarray:
         return np.full(shape, float(fill), np.float32)
     sigma, seed = fill
     noise = np.random.default_rng(seed).uniform(0.0, 255.0, shape).astype(np.float32)
-    noise = cv2.GaussianBlur(noise, (0, 0), sigma)
-    lo, hi = float(noise.min()), float(noise.max())
-    return (noise - lo) * (255.0 / max(hi - lo, 1e-6))
+    blurred = cv2.GaussianBlur(noise, (0, 0), sigma)
+    lo, hi = float(blurred.min()), float(blurred.max())
+    return (blurred - lo) * (255.0 / max(hi - lo, 1e-6))
 
 
 def _ref_view(brand: str, path: Path, image: np.ndarray, mask: np.ndarray | None) -> RefView:
@@ -242,6 +242,7 @@ def _ref_view(brand: str, path: Path, image: np.ndarray, mask: np.ndarray | None
             continue
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         g = grey if scale == 1.0 else cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        variants: list[tuple[np.ndarray, np.ndarray | None]]  # (grey image, keypoint mask)
         if alpha is None:
             variants = [(g, None)]
         else:
@@ -510,7 +511,7 @@ def _fit(
         return s3, sim_inl
     corners = np.hstack([outline.astype(np.float64), np.ones((4, 1))])
     by_sim = corners @ s3.T
-    by_h = corners @ h.T
+    by_h: np.ndarray = corners @ h.T
     if np.any(by_h[:, 2] <= 1e-9):
         return s3, sim_inl
     by_h = by_h[:, :2] / by_h[:, 2:3]

@@ -172,4 +172,7 @@ def jpeg_reencode(image: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> np.
     )
     if not ok:  # pragma: no cover - cv2 encodes any valid uint8 image
         raise ValueError("JPEG encoding failed")
-    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if decoded is None:  # pragma: no cover - cv2 decodes the JPEG it just encoded
+        raise ValueError(f"JPEG decoding failed after encoding at quality {int(quality)}")
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -72,7 +73,7 @@ def write_video(
                     raise ValueError(f"frame {i} must be (H, W, 3) RGB, got {got}")
                 if img.dtype != np.uint8:
                     raise ValueError(f"frame {i} must be uint8, got {img.dtype}")
-                if shape is None:
+                if stream is None:  # the first frame: its size sets up the stream
                     h, w = img.shape[:2]
                     if h % 2 or w % 2:
                         raise ValueError(
@@ -80,7 +81,8 @@ def write_video(
                             "(yuv420p); resize or crop the frames first"
                         )
                     shape = img.shape
-                    stream = container.add_stream(codec, rate=rate)
+                    # every name in VIDEO_CODECS is a video encoder, which the stubs cannot see
+                    stream = cast(av.VideoStream, container.add_stream(codec, rate=rate))
                     stream.width, stream.height = w, h
                     stream.pix_fmt = "yuv420p"
                     stream.time_base = 1 / rate
