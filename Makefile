@@ -48,6 +48,8 @@ protos: $(STAMP)
 
 bench: $(STAMP) weights
 	$(BIN)/python bench/bench_match.py
+	$(BIN)/python bench/bench_analyze.py
+	$(BIN)/python bench/bench_serving.py --seconds 20
 
 clean:
 	rm -rf $(VENV) out examples/media .pytest_cache .ruff_cache .mypy_cache
