@@ -40,19 +40,6 @@ def clip_needs(rules: RuleSet) -> list[str]:
     return out
 
 
-class _NoConcepts:
-    """Stands in for CLIP when the rules need none: any call to it is a wiring bug."""
-
-    dim = 1
-    model_id = "no-clip"
-
-    def embed_texts(self, texts):  # noqa: ANN001, ANN201
-        raise ModelError("rules need CLIP but it is not loaded")
-
-    def embed_image_files(self, paths):  # noqa: ANN001, ANN201
-        raise ModelError("rules need CLIP but it is not loaded")
-
-
 @dataclass(frozen=True, eq=False)
 class CompiledRules:
     """A rules version with its concept index; swapped whole on reload, never mutated."""
@@ -74,10 +61,9 @@ def compile_rules(pipeline: Pipeline, rules: RuleSet) -> CompiledRules:
             "`onscreen weights fetch clip-vit-b-32-laion2b`, or pass --random-weights for a test):\n  "
             + "\n  ".join(needs)
         )
-    embedder = pipeline.clip if pipeline.clip is not None else _NoConcepts()
     index = ConceptIndex.build(
         rules.campaigns,
-        embedder,  # type: ignore[arg-type]
+        pipeline.clip,  # type: ignore[arg-type]
         rules_root=rules.root,
         iab_matrix=pipeline.iab_matrix,
         iab_ids=pipeline.iab_ids or None,

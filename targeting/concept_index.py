@@ -445,13 +445,16 @@ class ConceptIndex:
     def build(
         cls,
         campaigns: Sequence[Campaign],
-        embedder: ConceptEmbedder,
+        embedder: ConceptEmbedder | None,
         *,
         rules_root: Path,
         iab_matrix: np.ndarray | None = None,
         iab_ids: Sequence[str] | None = None,
     ) -> ConceptIndex:
         """Compile ``campaigns`` (ids unique) and embed every distinct concept once.
+
+        ``embedder`` may be None when no campaign has a concept or IAB clause (logo and face
+        rules need no model): the index then has no embedding space (``dim`` 0).
 
         ``rules_root`` resolves example paths (written relative to the rules directory).
         ``iab_matrix`` (M, D) and ``iab_ids`` (M,) are the IAB vocabulary (e.g.
@@ -463,7 +466,7 @@ class ConceptIndex:
         """
         if len(campaigns) > MAX_CAMPAIGNS:
             raise ValueError(f"{len(campaigns)} campaigns exceed MAX_CAMPAIGNS={MAX_CAMPAIGNS}")
-        dim = int(embedder.dim)
+        dim = int(embedder.dim) if embedder is not None else 0
         b = _Builder(rules_root)
         pos: dict[str, int] = {}
         for c in campaigns:
@@ -476,11 +479,18 @@ class ConceptIndex:
             raise ValueError(
                 f"{len(b.columns)} distinct concepts exceed MAX_CONCEPT_COLUMNS={MAX_CONCEPT_COLUMNS}"
             )
-        matrix = _embed_columns(b.columns, embedder, dim, rules_root)
+        if embedder is None and (b.columns or b.iab_keys):
+            raise ValueError(
+                "these campaigns use concept or iab clauses, which need an embedder (CLIP)"
+            )
+        if embedder is None:
+            matrix = np.zeros((0, 0), dtype=np.float32)
+        else:
+            matrix = _embed_columns(b.columns, embedder, dim, rules_root)
         iab = _iab_table(b, iab_matrix, iab_ids, dim)
         plans = tuple(b.plans)
         return cls(
-            model_id=str(embedder.model_id),
+            model_id=str(embedder.model_id) if embedder is not None else "none",
             dim=dim,
             columns=tuple(b.columns),
             matrix=matrix,

@@ -249,3 +249,17 @@ def test_stale_or_unknown_campaign_and_wrong_dim_are_refused() -> None:
         idx.position(camp("b"))
     with pytest.raises(ModelError, match=r"\(2, 32\) but the concept index was built with"):
         idx.scores(np.zeros((2, 32), dtype=np.float32))
+
+
+def test_logo_and_face_rules_need_no_embedder(tmp_path) -> None:
+    from targeting.rules_schema import Campaign
+
+    logo = Campaign.model_validate({"id": "l", "target": {"any": [{"logo": {"brand": "acme"}}]}})
+    face = Campaign.model_validate({"id": "f", "target": {"all": [{"face": {"min_count": 2}}]}})
+    idx = ConceptIndex.build([logo, face], None, rules_root=tmp_path)
+    assert idx.dim == 0 and idx.matrix.shape == (0, 0) and idx.model_id == "none"
+    concept = Campaign.model_validate(
+        {"id": "c", "target": {"any": [{"concept": {"prompt": "snow"}}]}}
+    )
+    with pytest.raises(ValueError, match="need an embedder"):
+        ConceptIndex.build([logo, concept], None, rules_root=tmp_path)
