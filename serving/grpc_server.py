@@ -84,7 +84,7 @@ from serving.status import (
     status_for,
 )
 from serving.targeter import Targeter
-from targeting.rules_watch import RulesHolder, RulesWatcher
+from targeting.rules_watch import ReloadResult, RulesHolder, RulesWatcher
 from targeting.types import Placement
 from vision.errors import OnscreenError, Overloaded
 from vision.image_decode import decode_image
@@ -910,7 +910,9 @@ class RunningServer:
             pipeline = await asyncio.to_thread(factory)
             for line in pipeline.notices:
                 log.warning("%s", line)
-            targeter, holder = await asyncio.to_thread(_load_rules, pipeline, config.rules_dir)
+            targeter, holder = await asyncio.to_thread(
+                _load_rules, pipeline, config.rules_dir, self.core.metrics
+            )
             m = self.core.metrics
             batcher: MicroBatcher[Frame, FrameFacts] = MicroBatcher(
                 functools.partial(analyze_isolating, pipeline),
@@ -961,8 +963,11 @@ class RunningServer:
         log.info("stopped")
 
 
-def _load_rules(pipeline: Pipeline, rules_dir: Path) -> tuple[Targeter, RulesHolder]:
-    """The Targeter and its RulesHolder: every new rules version is compiled before it serves."""
+def _load_rules(
+    pipeline: Pipeline, rules_dir: Path, metrics: ServerMetrics
+) -> tuple[Targeter, RulesHolder]:
+    """The Targeter and its RulesHolder: every new rules version is compiled before it serves;
+    each reload's outcome is counted (``onscreen_rules_reloads_total{result}``)."""
     box: list[Targeter] = []
 
     def on_change(rules) -> None:  # noqa: ANN001
@@ -971,7 +976,10 @@ def _load_rules(pipeline: Pipeline, rules_dir: Path) -> tuple[Targeter, RulesHol
         else:
             box[0].swap(rules)
 
-    holder = RulesHolder(rules_dir, on_change=on_change)
+    def on_reload(result: ReloadResult) -> None:
+        metrics.reloads.labels(result="applied" if result.ok else "rejected").inc()
+
+    holder = RulesHolder(rules_dir, on_change=on_change, on_reload=on_reload)
     return box[0], holder
 
 

@@ -43,6 +43,7 @@ DEFAULT_STOP_TIMEOUT_S = 5.0
 """How long ``RulesWatcher.stop`` waits for the watcher thread to end, in seconds."""
 
 OnChange = Callable[[RuleSet], None]
+OnReload = Callable[["ReloadResult"], None]
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,21 @@ class RulesHolder:
     ``path`` is the rules root (see ``targeting.rules_loader``). ``on_change`` is called with
     every new ``RuleSet`` before it is served, including the first one (so one code path builds
     rule-dependent state); an exception from it at start-up propagates, later it vetoes the swap.
-    Raises ``RulesError`` if the rules do not validate at start-up.
+    ``on_reload`` is told the outcome of every reload that changed something or failed (for
+    metrics and alerts: a rejected edit must not go unnoticed). Raises ``RulesError`` if the
+    rules do not validate at start-up.
     """
 
-    def __init__(self, path: str | Path, on_change: OnChange | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        on_change: OnChange | None = None,
+        *,
+        on_reload: OnReload | None = None,
+    ) -> None:
         self.path = Path(path)
         self._on_change = on_change
+        self._on_reload = on_reload
         self._swap_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         rules = load_rules(self.path)
@@ -106,6 +116,12 @@ class RulesHolder:
         message``) and returned. Reloads are serialized, so two watchers or a watcher and an
         admin call cannot interleave.
         """
+        result = self._reload()
+        if self._on_reload is not None and (result.changed or not result.ok):
+            self._on_reload(result)
+        return result
+
+    def _reload(self) -> ReloadResult:
         with self._reload_lock:
             old = self.current
             try:

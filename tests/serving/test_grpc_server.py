@@ -562,6 +562,9 @@ def test_rules_hot_reload_takes_good_edits_and_keeps_serving_through_bad_ones(
             after = stub.TargetImage(req, timeout=30)
             assert after.rules_version == resp.rules_version  # the last good rules keep serving
             assert "rival-too" in {p.campaign_id for p in after.placements}
+            sample = running.metrics.registry.get_sample_value
+            assert sample("onscreen_rules_reloads_total", {"result": "applied"}) >= 1
+            assert sample("onscreen_rules_reloads_total", {"result": "rejected"}) >= 1
     finally:
         loop.stop(running)
 

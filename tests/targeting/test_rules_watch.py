@@ -86,6 +86,20 @@ def test_reload_keeps_last_good_and_picks_up_good_edit(
     assert seen == [first.version, good.version]
 
 
+def test_on_reload_hears_every_change_and_every_rejection_but_not_no_ops(rules: Path) -> None:
+    heard: list[ReloadResult] = []
+    holder = RulesHolder(rules, on_reload=heard.append)
+    assert heard == []  # the first load is not a reload
+    holder.reload()  # nothing changed: not reported
+    new_file = rules / "campaigns" / "new.yaml"
+    new_file.write_text(BAD_CAMPAIGN, encoding="utf-8")
+    bad = holder.reload()
+    new_file.write_text(NEW_CAMPAIGN, encoding="utf-8")
+    good = holder.reload()
+    assert heard == [bad, good]
+    assert [(r.ok, r.changed) for r in heard] == [(False, False), (True, True)]
+
+
 def test_on_change_error_vetoes_the_swap(rules: Path) -> None:
     calls = []
 
