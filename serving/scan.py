@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,7 +28,7 @@ from targeting.match import FrameDecision
 from targeting.types import Placement
 from vision.errors import OnscreenError
 from vision.prefetch import prefetch
-from vision.types import FrameFacts
+from vision.types import Frame, FrameFacts
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ MEDIA_SUFFIXES = (
 """Files picked up when a directory is given (single files are taken whatever their name)."""
 DECODE_AHEAD = 16
 """Keyframes decoded ahead of the models (bounded: full-size RGB frames)."""
+PROGRESS_EVERY_S = 1.0
+"""How often the progress bar shows the position inside the media being scanned, seconds."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,12 @@ def media_id_for(path: Path, scheme: str = "name") -> str:
     raise ValueError(f"media id scheme must be name, stem or path, got {scheme!r}")
 
 
+def _tap(frames: Iterable[Frame], fn: Callable[[Frame], None]) -> Iterator[Frame]:
+    for f in frames:
+        fn(f)
+        yield f
+
+
 def plan_media(paths: Iterable[Path], media_ids: str = "name") -> list[Path]:
     """The files a scan will read; refuses ids that collide (one media would overwrite another).
 
@@ -137,16 +145,29 @@ def plan_media(paths: Iterable[Path], media_ids: str = "name") -> list[Path]:
 
 
 def scan_media(
-    targeter: Targeter, path: Path, media: str, *, today: date, explain: bool = False
+    targeter: Targeter,
+    path: Path,
+    media: str,
+    *,
+    today: date,
+    explain: bool = False,
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> MediaResult:
-    """Keyframes -> facts -> placements for one media; every failure becomes an error result."""
+    """Keyframes -> facts -> placements for one media; every failure becomes an error result.
+
+    ``on_frame`` sees each keyframe as it is decoded (progress inside a long video).
+    """
     from vision.media import load_frames
 
     start = time.perf_counter()
     try:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file")
-        frames = load_frames(path, media_id=media, config=targeter.pipeline.keyframes)
+        frames: Iterable[Frame] = load_frames(
+            path, media_id=media, config=targeter.pipeline.keyframes
+        )
+        if on_frame is not None:
+            frames = _tap(frames, on_frame)
         facts = list(targeter.pipeline.analyzer.analyze(prefetch(frames, DECODE_AHEAD)))
         if not facts:
             raise OnscreenError(f"{path}: no frames could be decoded")
@@ -277,7 +298,17 @@ def run_scan(
                 skipped.append(media)
                 continue
             bar.set_postfix_str(path.name[:40])
-            result = scan_media(targeter, path, media, today=today, explain=explain)
+            shown = [time.monotonic()]
+
+            def on_frame(frame: Frame, name: str = path.name[:40], shown: list = shown) -> None:
+                now = time.monotonic()
+                if now - shown[0] >= PROGRESS_EVERY_S:  # a long video shows where it is
+                    shown[0] = now
+                    bar.set_postfix_str(f"{name} @ {frame.t:.0f} s")
+
+            result = scan_media(
+                targeter, path, media, today=today, explain=explain, on_frame=on_frame
+            )
             sink.write(media, result.json_lines(explain))
             results.append(result)
             if on_result is not None:

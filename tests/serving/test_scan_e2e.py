@@ -145,3 +145,25 @@ def test_store_and_parquet_hold_the_same_placements_as_jsonl(scene, tmp_path) ->
         at7 = s.lookup("demo.mp4", 7.0)
         assert "acme-logo" in {p.campaign for p in at7}
         assert s.lookup("never-scanned.mp4") is None
+
+
+def test_scan_media_reports_each_keyframe_for_progress(scene) -> None:
+    from datetime import date
+
+    from serving.scan import scan_media
+    from serving.targeter import Targeter
+    from targeting.rules_loader import load_rules
+    from vision.pipeline import PipelineConfig, build_pipeline
+
+    rules, media, _ = scene
+    pipeline = build_pipeline(PipelineConfig(brands_dir=rules / "brands", clip="off"))
+    seen: list[float] = []
+    result = scan_media(
+        Targeter(pipeline, load_rules(rules)),
+        media / "demo.mp4",
+        "demo.mp4",
+        today=date.today(),
+        on_frame=lambda f: seen.append(f.t),
+    )
+    assert result.ok and len(seen) == result.keyframes
+    assert seen == sorted(seen) and seen[0] == 0.0 and seen[-1] >= 19.0
