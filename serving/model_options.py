@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vision.analyze import DEFAULT_BATCH_SIZE
+from vision.analyze import DEFAULT_BATCH_SIZE, Analyzer
 from vision.keyframes import KeyframeConfig
 from vision.limits import DEFAULT_KEYFRAME_INTERVAL_S
 from vision.pipeline import ClipMode, Pipeline, PipelineConfig, build_pipeline
@@ -53,7 +53,9 @@ def pipeline_config_from_args(
     )
 
 
-def build_analyzer_from_args(args: argparse.Namespace, *, brands_dir: Path | None) -> tuple:
+def build_analyzer_from_args(
+    args: argparse.Namespace, *, brands_dir: Path | None
+) -> tuple[Analyzer, Pipeline]:
     """(Analyzer, Pipeline) for a command's parsed arguments."""
     pipe: Pipeline = build_pipeline(pipeline_config_from_args(args, brands_dir=brands_dir))
     return pipe.analyzer, pipe

@@ -63,7 +63,7 @@ def compile_rules(pipeline: Pipeline, rules: RuleSet) -> CompiledRules:
         )
     index = ConceptIndex.build(
         rules.campaigns,
-        pipeline.clip,  # type: ignore[arg-type]
+        pipeline.clip,
         rules_root=rules.root,
         iab_matrix=pipeline.iab_matrix,
         iab_ids=pipeline.iab_ids or None,

@@ -17,13 +17,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from vision.analyze import DEFAULT_BATCH_SIZE, Analyzer
 from vision.errors import WeightsError
 from vision.keyframes import KeyframeConfig
+
+if TYPE_CHECKING:  # the real import is deferred: loading torch is the caller's choice
+    from vision.clip_embedder import ClipEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class Pipeline:
 
     analyzer: Analyzer
     config: PipelineConfig
-    clip: object | None
+    clip: ClipEmbedder | None
     clip_meaningful: bool
     notices: tuple[str, ...]
     iab_ids: tuple[str, ...] = ()
@@ -87,7 +90,7 @@ class Pipeline:
         return self.config.keyframes
 
 
-def _load_clip(cfg: PipelineConfig, notices: list[str]) -> tuple[object | None, bool]:
+def _load_clip(cfg: PipelineConfig, notices: list[str]) -> tuple[ClipEmbedder | None, bool]:
     from vision.clip_embedder import ClipEmbedder
     from vision.weights import Manifest, resolve
 
@@ -143,13 +146,13 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     iab_ids: tuple[str, ...] = ()
     iab_matrix = None
     if clip is not None and cfg.iab:
-        index = ConceptVocabulary.from_iab().index(clip)  # type: ignore[arg-type]
+        index = ConceptVocabulary.from_iab().index(clip)
         concepts = index
         iab_ids = tuple(index.vocabulary.ids)
         iab_matrix = index.matrix
-    safety = SafetyScorer(clip)  # type: ignore[arg-type]
+    safety = SafetyScorer(clip)
     analyzer = Analyzer(
-        clip=clip,  # type: ignore[arg-type]
+        clip=clip,
         detector=detector,
         logos=logos,
         concepts=concepts,
