@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    from serving.grpc_server import environ_api_key
+    from serving.auth import environ_api_key
     from serving.targeter import clip_needs
     from targeting.rules_loader import load_rules
 

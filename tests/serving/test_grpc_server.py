@@ -30,7 +30,8 @@ from serving._proto.onscreen.v1 import (
     visual_search_pb2,
     visual_search_pb2_grpc,
 )
-from serving.grpc_server import SERVICE_NAMES, resolve_media_path
+from serving.grpc_server import SERVICE_NAMES
+from serving.requests import resolve_media_path
 from serving.server_config import MAX_IMAGE_MESSAGE_BYTES
 from serving.status import FailedPrecondition, NotFound
 from tests.conftest import REPO, read_rgb

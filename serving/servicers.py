@@ -1,0 +1,302 @@
+"""The gRPC servicers: one class per service, one method per RPC, each converting protobuf to
+domain objects and delegating to ``serving.requests``. Every exception goes through
+``serving.status.status_for`` (nothing escapes as UNKNOWN) and is counted by method and code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import grpc
+import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from serving import proto_convert as pc
+from serving._proto.onscreen.v1 import (
+    targeting_pb2,
+    targeting_pb2_grpc,
+    vision_pb2,
+    vision_pb2_grpc,
+    visual_search_pb2_grpc,
+)
+from serving.engine import ServerCore
+from serving.requests import (
+    UPLOAD_DIR_PREFIX,
+    LiveStream,
+    analyze_image,
+    check_campaign_filter,
+    check_media_id,
+    close_segments,
+    deadline_of,
+    receive_upload,
+    resolve_media_path,
+    scan_video,
+    target_image,
+)
+from serving.server_config import MAX_STREAMS_PER_CALL
+from serving.status import (
+    FailedPrecondition,
+    NotFound,
+    Unimplemented,
+    status_for,
+)
+from vision.image_decode import decode_image
+from vision.types import Frame
+
+log = logging.getLogger(__name__)
+
+# --- servicers -----------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _observing(
+    core: ServerCore, method: str, context: grpc.aio.ServicerContext
+) -> AsyncIterator[None]:
+    """Around one RPC: any exception becomes its status code (through ``status_for``), and the
+    call is counted by method and code with its latency, whatever happened."""
+    started = time.perf_counter()
+    code = "OK"
+    try:
+        yield
+    except asyncio.CancelledError:
+        code = "CANCELLED"
+        raise
+    except grpc.aio.AbortError:
+        code = _code_name(context)
+        raise
+    except Exception as exc:
+        status, message = status_for(exc)
+        code = status.name
+        await context.abort(status, message)
+    finally:
+        core.metrics.observe_request(method, code, time.perf_counter() - started)
+
+
+def _observed(method: str, *, streaming: bool = False) -> Callable:
+    """Wrap an RPC method (unary or server-streaming) in ``_observing``."""
+
+    def wrap(fn: Callable) -> Callable:
+        if streaming:
+
+            @functools.wraps(fn)
+            async def stream_wrapper(self, request, context):  # noqa: ANN001, ANN202
+                async with _observing(self.core, method, context):
+                    async for msg in fn(self, request, context):
+                        yield msg
+
+            return stream_wrapper
+
+        @functools.wraps(fn)
+        async def unary_wrapper(self, request, context):  # noqa: ANN001, ANN202
+            async with _observing(self.core, method, context):
+                return await fn(self, request, context)
+
+        return unary_wrapper
+
+    return wrap
+
+
+def _code_name(context: grpc.aio.ServicerContext) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else "UNKNOWN"
+
+
+class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
+    """onscreen.v1.Targeting: converts messages and delegates to the functions above."""
+
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+
+    @_observed("TargetImage")
+    async def TargetImage(self, request, context):  # noqa: ANN001, ANN201, N802
+        placements, facts, version = await target_image(
+            self.core,
+            request.image,
+            request.media_id,
+            campaign_ids=list(request.campaign_ids),
+            max_placements=request.max_placements,
+            deadline=deadline_of(context),
+        )
+        if request.similar_items_count:
+            raise Unimplemented(
+                "similar_items_count: the visual search catalog comes in a later release; "
+                "send 0 for now"
+            )
+        response = targeting_pb2.TargetImageResponse(
+            placements=pc.placements_to_proto(placements), rules_version=version
+        )
+        if request.include_facts:
+            response.facts.CopyFrom(pc.facts_to_proto(facts))
+        return response
+
+    @_observed("ScanVideo", streaming=True)
+    async def ScanVideo(self, request_iterator, context):  # noqa: ANN001, ANN201, N802
+        requests = aiter(request_iterator)
+        first = await anext(requests, None)
+        if first is None or first.WhichOneof("message") != "start":
+            raise ValueError("the first ScanVideo message must be `start` (which video, and how)")
+        start = first.start
+        engine = self.core.engine()
+        media_id = check_media_id(start.media_id)
+        wanted = check_campaign_filter(list(start.campaign_ids), engine)
+        if start.store and self.core.store is None:
+            raise FailedPrecondition(
+                "store=true, but this server has no placement store: start it with --store PATH"
+            )
+        deadline = deadline_of(context)
+        source = start.WhichOneof("source")
+        tmp: Path | None = None
+        try:
+            if source == "media_root_path":
+                path = resolve_media_path(self.core.config.media_root, start.media_root_path)
+                received = 0
+            elif source == "upload":
+                tmp = Path(tempfile.mkdtemp(prefix=UPLOAD_DIR_PREFIX))
+                path = await receive_upload(requests, start.upload, tmp)
+                received = start.upload.size_bytes
+            else:
+                raise ValueError("ScanVideo start needs a source: media_root_path or upload")
+            async for event in scan_video(
+                self.core, path, media_id, wanted=wanted, store=start.store,
+                include_facts=start.include_facts, deadline=deadline, received_bytes=received,
+            ):  # fmt: skip
+                if event.kind == "progress":
+                    yield targeting_pb2.ScanVideoResponse(progress=event.value)
+                elif event.kind == "facts":
+                    yield targeting_pb2.ScanVideoResponse(facts=pc.facts_to_proto(event.value))
+                elif event.kind == "placement":
+                    yield targeting_pb2.ScanVideoResponse(
+                        placement=pc.placement_to_proto(event.value)
+                    )
+                else:
+                    yield targeting_pb2.ScanVideoResponse(summary=event.value)
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    @_observed("TargetStream", streaming=True)
+    async def TargetStream(self, request_iterator, context):  # noqa: ANN001, ANN201, N802
+        streams: dict[str, LiveStream] = {}
+        async for req in request_iterator:
+            engine = self.core.engine()
+            sid = check_media_id(req.stream_id, what="stream_id")
+            stream = streams.get(sid)
+            if stream is None:
+                if len(streams) >= MAX_STREAMS_PER_CALL:
+                    raise ValueError(
+                        f"more than {MAX_STREAMS_PER_CALL} streams in one call: open another call"
+                    )
+                wanted = check_campaign_filter(list(req.campaign_ids), engine)
+                stream = streams[sid] = LiveStream(sid, wanted)
+            if req.jpeg:
+                if not (req.t_s >= 0 and np.isfinite(req.t_s)):
+                    raise ValueError(
+                        f"stream {sid!r}: t_s must be a finite time >= 0, got {req.t_s}"
+                    )
+                if req.t_s <= stream.last_t:
+                    raise ValueError(
+                        f"stream {sid!r}: t_s went from {stream.last_t} to {req.t_s}; "
+                        "frame times must increase"
+                    )
+                image = await asyncio.to_thread(
+                    decode_image, req.jpeg, f"stream {sid!r} frame at {req.t_s:.3f} s"
+                )
+                frame = Frame(media_id=sid, t=req.t_s, image=image, reason="interval")
+                facts = await engine.batcher.submit(frame, deadline_of(context))
+                stream.timeline.append(facts)
+                stream.last_t = req.t_s
+            elif not req.end_of_stream:
+                raise ValueError(f"stream {sid!r}: a message needs a jpeg frame or end_of_stream")
+            closed, decided = close_segments(
+                engine, stream, self.core.today(), final=req.end_of_stream
+            )
+            if closed or req.end_of_stream:
+                yield targeting_pb2.TargetStreamResponse(
+                    stream_id=sid,
+                    placements=pc.placements_to_proto(closed),
+                    decided_until_s=decided,
+                )
+            if req.end_of_stream:
+                del streams[sid]
+        # the client half-closed: whatever is still open closes now
+        for sid, stream in streams.items():
+            closed, decided = close_segments(
+                self.core.engine(), stream, self.core.today(), final=True
+            )
+            yield targeting_pb2.TargetStreamResponse(
+                stream_id=sid, placements=pc.placements_to_proto(closed), decided_until_s=decided
+            )
+
+    @_observed("LookupPlacements")
+    async def LookupPlacements(self, request, context):  # noqa: ANN001, ANN201, N802
+        store = self.core.store
+        if store is None:
+            raise FailedPrecondition(
+                "this server has no placement store: start it with --store PATH"
+            )
+        media_id = check_media_id(request.media_id)
+        t_s = request.t_s if request.HasField("t_s") else None
+        placements = store.lookup(media_id, t_s)  # sub-millisecond: not worth a thread hop
+        if placements is None:
+            raise NotFound(
+                f"media {media_id!r} was never scanned into the placement store: scan it first "
+                "(`onscreen scan ... --store`, or ScanVideo with store=true)"
+            )
+        response = targeting_pb2.LookupPlacementsResponse(
+            placements=pc.placements_to_proto(placements)
+        )
+        scanned = store.scanned_at(media_id)
+        if scanned is not None:
+            ts = Timestamp()
+            ts.FromDatetime(scanned)
+            response.scanned_at.CopyFrom(ts)
+        return response
+
+
+class VisionServicer(vision_pb2_grpc.VisionServicer):
+    """onscreen.v1.Vision: the models alone, no rules."""
+
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+
+    @_observed("Analyze")
+    async def Analyze(self, request, context):  # noqa: ANN001, ANN201, N802
+        media_id = check_media_id(request.media_id, required=False)
+        facts = await analyze_image(self.core, request.image, media_id, deadline_of(context))
+        return vision_pb2.AnalyzeResponse(
+            facts=pc.facts_to_proto(facts, include_embedding=request.include_embedding),
+            models=self.core.engine().models(),
+        )
+
+
+_CATALOG_LATER = (
+    "the visual search catalog comes in a later release of onscreen; this server does not "
+    "serve VisualSearch yet"
+)
+
+
+class VisualSearchServicer(visual_search_pb2_grpc.VisualSearchServicer):
+    """onscreen.v1.VisualSearch: declared in the contract, UNIMPLEMENTED until the catalog lands."""
+
+    def __init__(self, core: ServerCore) -> None:
+        self.core = core
+
+    @_observed("SimilarItems")
+    async def SimilarItems(self, request, context):  # noqa: ANN001, ANN201, N802
+        raise Unimplemented(_CATALOG_LATER)
+
+    @_observed("UpsertItems")
+    async def UpsertItems(self, request, context):  # noqa: ANN001, ANN201, N802
+        raise Unimplemented(_CATALOG_LATER)
+
+    @_observed("DeleteItems")
+    async def DeleteItems(self, request, context):  # noqa: ANN001, ANN201, N802
+        raise Unimplemented(_CATALOG_LATER)
