@@ -14,7 +14,9 @@ Policy, in one place so every entry point (CLI, batch scan, gRPC server) behaves
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -90,6 +92,20 @@ class Pipeline:
         return self.config.keyframes
 
 
+@contextlib.contextmanager
+def _without_random_weights_warning() -> Iterator[None]:
+    logger = logging.getLogger("vision.clip_embedder")
+
+    def drop(record: logging.LogRecord) -> bool:
+        return "RANDOM WEIGHTS" not in record.getMessage()
+
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
 def _load_clip(cfg: PipelineConfig, notices: list[str]) -> tuple[ClipEmbedder | None, bool]:
     from vision.clip_embedder import ClipEmbedder
     from vision.weights import Manifest, resolve
@@ -97,8 +113,12 @@ def _load_clip(cfg: PipelineConfig, notices: list[str]) -> tuple[ClipEmbedder | 
     if cfg.clip == "off":
         return None, False
     if cfg.clip == "random":
+        # The pipeline says it once, in its own notice (which also says what stays real);
+        # the embedder's own warning would say it a second time on every entry point.
         notices.append(RANDOM_CLIP_NOTICE)
-        return ClipEmbedder(cfg.clip_model, random_weights=True, device=cfg.device), False
+        with _without_random_weights_warning():
+            clip = ClipEmbedder(cfg.clip_model, random_weights=True, device=cfg.device)
+        return clip, False
     try:
         path = resolve(cfg.clip_weights)
     except WeightsError as exc:

@@ -38,10 +38,12 @@ def test_missing_detector_names_the_fetch_command(no_weights) -> None:
         build_pipeline(PipelineConfig(clip="off"))
 
 
-def test_random_clip_is_announced_and_not_meaningful(no_weights) -> None:
-    p = build_pipeline(PipelineConfig(clip="random", detector_weights=None, iab=False))
+def test_random_clip_is_announced_once_and_not_meaningful(no_weights, caplog) -> None:
+    with caplog.at_level("WARNING"):
+        p = build_pipeline(PipelineConfig(clip="random", detector_weights=None, iab=False))
     assert p.clip is not None and p.clip.is_random and not p.clip_meaningful
     assert p.notices == (RANDOM_CLIP_NOTICE,)
+    assert not [r for r in caplog.records if "RANDOM WEIGHTS" in r.getMessage()]
 
 
 def test_unknown_clip_mode() -> None:
