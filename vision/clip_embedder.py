@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from vision.device import DeviceChoice, pick_device
 from vision.errors import ModelError, WeightsError
 from vision.image_decode import read_image_file
+from vision.types import check_rgb_batch
 
 log = logging.getLogger(__name__)
 
@@ -129,20 +130,6 @@ def _check_batch_size(name: str, value: int) -> int:
     if not 1 <= value <= MAX_BATCH_SIZE:
         raise ValueError(f"{name} must be in 1..{MAX_BATCH_SIZE}, got {value}")
     return value
-
-
-def _check_image(i: int, img: object) -> np.ndarray:
-    if (
-        not isinstance(img, np.ndarray)
-        or img.ndim != 3
-        or img.shape[2] != 3
-        or img.dtype != np.uint8
-        or img.shape[0] < 1
-        or img.shape[1] < 1
-    ):
-        desc = f"{img.shape} {img.dtype}" if isinstance(img, np.ndarray) else type(img).__name__
-        raise ValueError(f"images[{i}] must be an (H, W, 3) uint8 RGB array, got {desc}")
-    return img
 
 
 class ClipEmbedder:
@@ -330,7 +317,7 @@ class ClipEmbedder:
         normalize). Same-size images are resized in one call, in chunks bounded by
         ``PREPROCESS_CHUNK_BYTES``.
         """
-        imgs = [_check_image(i, img) for i, img in enumerate(images)]
+        imgs = check_rgb_batch(images)
         dev = self._choice.device
         th, tw = self._size
         out = torch.empty((len(imgs), 3, th, tw), dtype=self._choice.dtype, device=dev)

@@ -36,7 +36,7 @@ import numpy as np
 from vision.device import pick_device
 from vision.errors import ModelError
 from vision.safety_classes import NUDITY_DETECTOR_LABELS
-from vision.types import Detection, DetectionKind
+from vision.types import Detection, DetectionKind, check_rgb_batch
 
 log = logging.getLogger(__name__)
 
@@ -136,24 +136,6 @@ def kind_by_label(mapping: Mapping[str, DetectionKind], default: DetectionKind =
 
 def _all_objects(_label: str) -> DetectionKind:
     return "object"
-
-
-def _check_image(i: int, image: object) -> np.ndarray:
-    if (
-        not isinstance(image, np.ndarray)
-        or image.ndim != 3
-        or image.shape[2] != 3
-        or image.dtype != np.uint8
-        or image.shape[0] < 1
-        or image.shape[1] < 1
-    ):
-        what = (
-            f"{image.shape} {image.dtype}"
-            if isinstance(image, np.ndarray)
-            else type(image).__name__
-        )
-        raise ValueError(f"images[{i}] must be an (H, W, 3) uint8 RGB array, got {what}")
-    return image
 
 
 class Detector:
@@ -306,7 +288,7 @@ class Detector:
         Returns one list per image, in input order, of Detections sorted by score (highest
         first) with normalized xyxy boxes. Raises ValueError for a malformed image.
         """
-        checked = [_check_image(i, im) for i, im in enumerate(images)]
+        checked = check_rgb_batch(images)
         out: list[list[Detection]] = []
         for start in range(0, len(checked), MAX_BATCH):
             chunk = checked[start : start + MAX_BATCH]

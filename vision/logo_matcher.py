@@ -50,7 +50,7 @@ import numpy as np
 
 from vision.brands import BrandRefs, load_brands
 from vision.errors import MediaError
-from vision.types import Box, LogoMatch, box_iou
+from vision.types import Box, LogoMatch, box_iou, check_rgb_image
 
 WORK_MAX_SIDE = 960
 """Frames are matched on a grey copy whose longer side is at most this (px). SIFT cost grows
@@ -358,16 +358,6 @@ def _score(inliers: int, good: int) -> float:
     return float(min(1.0, max(0.0, count * ratio)))
 
 
-def _check_image(image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", type(image).__name__)
-        raise ValueError(f"image must be an (H, W, 3) RGB array, got {shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {image.dtype}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"image must be non-empty, got {image.shape}")
-
-
 class LogoMatcher:
     """Finds brands' reference logos in frames. Construction computes every reference's
     features once; :meth:`match` is then safe to call from several threads at once."""
@@ -411,7 +401,7 @@ class LogoMatcher:
         Returns matches sorted by score, highest first; at most one per visible logo instance.
         Raises ValueError for an array that is not (H, W, 3) uint8.
         """
-        _check_image(image)
+        check_rgb_image(image)
         if min(image.shape[:2]) < MIN_FRAME_SIDE:
             return []
         grey, _ = _grey(image, WORK_MAX_SIDE)

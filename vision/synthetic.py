@@ -22,7 +22,7 @@ import math
 import cv2
 import numpy as np
 
-from vision.types import Box, check_box
+from vision.types import Box, check_box, check_rgb_image
 
 MAX_PASTE_SCALE = 2.0
 """Largest logo width as a fraction of the frame's width (a logo twice the frame is a crop)."""
@@ -39,16 +39,6 @@ and drop shadows do not stretch the label beyond what a person would draw."""
 
 DEFAULT_JPEG_QUALITY = 85
 """Quality of :func:`jpeg_reencode`: the mild loss of a typical web image or video frame."""
-
-
-def _check_rgb(name: str, image: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
-        shape = getattr(image, "shape", type(image).__name__)
-        raise ValueError(f"{name} must be an (H, W, 3) RGB array, got {shape}")
-    if image.dtype != np.uint8:
-        raise ValueError(f"{name} must be uint8, got {image.dtype}")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"{name} must be non-empty, got {image.shape}")
 
 
 def _split_logo(logo: np.ndarray, alpha: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -105,7 +95,7 @@ def paste_logo(
     pasted logo's visible pixels (opacity > BOX_ALPHA_THRESHOLD), clipped to the frame.
     Raises ``ValueError`` for malformed arguments or a logo that would be entirely invisible.
     """
-    _check_rgb("background", background)
+    check_rgb_image(background, "background")
     rgb, a = _split_logo(logo, alpha)
     cx, cy = (float(v) for v in center)
     if not all(math.isfinite(v) for v in (cx, cy)):
@@ -164,7 +154,7 @@ def jpeg_reencode(image: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> np.
     Why: a composite is too clean; real frames carry compression blocks and ringing, and a
     matcher or detector that only ever saw lossless pastes is tested on the easy case.
     """
-    _check_rgb("image", image)
+    check_rgb_image(image, "image")
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"JPEG quality must be 1..100, got {quality!r}")
     ok, buf = cv2.imencode(

@@ -9,6 +9,7 @@ Embeddings are ``numpy.ndarray`` of shape ``(D,)``, dtype ``float32``, L2-normal
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -57,6 +58,40 @@ def box_iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def check_rgb_image(image: object, name: str = "image") -> np.ndarray:
+    """Return ``image`` if it is a non-empty (H, W, 3) uint8 array, else raise ValueError.
+
+    The message names ``name`` and says which rule broke (shape, dtype, emptiness).
+    """
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", type(image).__name__)
+        raise ValueError(f"{name} must be an (H, W, 3) RGB array, got {shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name} must be uint8, got {image.dtype}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"{name} must be non-empty, got {image.shape}")
+    return image
+
+
+def check_rgb_batch(images: Sequence[object]) -> list[np.ndarray]:
+    """``check_rgb_image`` on every item, failing with the item's index and what it was, so
+    the caller of a batched model call knows which of its N images is wrong."""
+    out: list[np.ndarray] = []
+    for i, image in enumerate(images):
+        try:
+            out.append(check_rgb_image(image, f"images[{i}]"))
+        except ValueError:
+            desc = (
+                f"{image.shape} {image.dtype}"
+                if isinstance(image, np.ndarray)
+                else type(image).__name__
+            )
+            raise ValueError(
+                f"images[{i}] must be an (H, W, 3) uint8 RGB array, got {desc}"
+            ) from None
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Frame:
     """One decoded picture of a media, at a known time.
@@ -72,14 +107,7 @@ class Frame:
     reason: KeyframeReason = "interval"
 
     def __post_init__(self) -> None:
-        img = self.image
-        if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3:
-            shape = getattr(img, "shape", type(img).__name__)
-            raise ValueError(f"Frame.image must be (H, W, 3), got {shape}")
-        if img.dtype != np.uint8:
-            raise ValueError(f"Frame.image must be uint8, got {img.dtype}")
-        if img.shape[0] < 1 or img.shape[1] < 1:
-            raise ValueError(f"Frame.image must be non-empty, got {img.shape}")
+        check_rgb_image(self.image, "Frame.image")
         if not math.isfinite(self.t) or self.t < 0:
             raise ValueError(f"Frame.t must be a finite time >= 0 s, got {self.t!r}")
 
