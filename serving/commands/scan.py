@@ -7,7 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from serving.model_options import add_model_options, pipeline_config_from_args
+from serving.model_options import add_model_options, pipeline_config_for_rules
 from serving.scan import MediaResult, plan_media, run_scan, write_parquet
 
 
@@ -55,15 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from serving.targeter import Targeter, clip_needs
+    from serving.targeter import Targeter
     from targeting.rules_loader import load_rules
     from vision.pipeline import build_pipeline
 
     plan_media(args.media, args.media_id)  # fail before loading models
     rules = load_rules(args.rules)
-    # CLIP is required exactly when the rules use it; otherwise it is skipped unless asked for.
-    args.clip_default = "required" if clip_needs(rules) else "off"
-    cfg = pipeline_config_from_args(args, brands_dir=rules.root / "brands")
+    cfg = pipeline_config_for_rules(args, rules)
     pipeline = build_pipeline(cfg)
     for line in pipeline.notices:
         print(f"note: {line}", file=sys.stderr)

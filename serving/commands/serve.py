@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from serving.model_options import add_model_options, pipeline_config_from_args
+from serving.model_options import add_model_options, pipeline_config_for_rules
 from serving.server_config import (
     API_KEY_ENV,
     API_KEY_METADATA,
@@ -87,13 +87,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     from serving.auth import environ_api_key
-    from serving.targeter import clip_needs
     from targeting.rules_loader import load_rules
 
     rules = load_rules(args.rules)  # bad rules fail here, before any model loads
-    # CLIP is required exactly when the rules use it; otherwise it is skipped unless asked for.
-    args.clip_default = "required" if clip_needs(rules) else "off"
-    pipeline = pipeline_config_from_args(args, brands_dir=rules.root / "brands")
+    pipeline = pipeline_config_for_rules(args, rules)
     if args.media_root is not None and not args.media_root.is_dir():
         raise SystemExit(f"--media-root {args.media_root} is not a directory")
     try:
