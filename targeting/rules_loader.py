@@ -49,6 +49,8 @@ from pydantic import BaseModel, ValidationError
 
 from targeting.errors import RuleProblem, RulesError
 from targeting.rules_schema import Campaign, Concept, Logo
+from vision.image_formats import IMAGE_SUFFIXES, UNSUPPORTED_IMAGE_SUFFIXES, sniff_image_format
+from vision.limits import ALLOWED_IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_REFS_PER_BRAND
 from vision.safety_classes import SAFETY_BY_NAME
 from vision.taxonomy import IAB_TSV, iab_by_id, iab_categories
 
@@ -57,32 +59,17 @@ log = logging.getLogger(__name__)
 CAMPAIGNS_DIR = "campaigns"
 BRANDS_DIR = "brands"
 CAMPAIGN_SUFFIXES = (".yaml", ".yml")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-"""Reference and example images: the formats the vision side decodes (vision.limits)."""
-
 MAX_CAMPAIGN_FILE_BYTES = 256 * 1024
 """Largest campaign file read, in bytes; a campaign is a few dozen lines."""
 MAX_CAMPAIGN_FILES = 5_000
 """Most campaign files in one rules directory."""
 MAX_YAML_NODES = 20_000
 """Most YAML nodes (aliases expanded) in one campaign file: stops alias bombs before pydantic."""
-MAX_REFERENCE_IMAGE_BYTES = 20 * 1024 * 1024
-"""Largest brand reference or example image, in bytes (same as the image decode limit)."""
-UNSUPPORTED_IMAGE_SUFFIXES = (".gif", ".bmp", ".tif", ".tiff", ".svg", ".heic", ".avif", ".ico")
-"""Image files in a brand folder that are refused loudly, as ``vision.brands`` does at start-up:
-an advertiser who dropped ``logo.svg`` there expects it to be used."""
-MAX_BRAND_IMAGES = 32
-"""Most reference images in one brand folder (``vision.brands.MAX_REFS_PER_BRAND``)."""
 
 _BRAND_SLUG = re.compile(
     next(m.pattern for m in Logo.model_fields["brand"].metadata if getattr(m, "pattern", None))
 )
 """The schema's brand pattern: a brands/ folder must be nameable in ``logo: {brand: ...}``."""
-_IMAGE_SIGNATURES = {
-    "PNG": lambda b: b.startswith(b"\x89PNG\r\n\x1a\n"),
-    "JPEG": lambda b: b.startswith(b"\xff\xd8\xff"),
-    "WebP": lambda b: b[:4] == b"RIFF" and b[8:12] == b"WEBP",
-}
 
 YamlPath = tuple[str | int, ...]
 """A path into a YAML document: mapping keys (str) and sequence indexes (int)."""
@@ -568,8 +555,8 @@ def _load_brands(root: Path, col: _Collector) -> dict[str, tuple[Path, ...]]:
                 f"brand '{entry.name}' has no reference image ({', '.join(IMAGE_SUFFIXES)})",
             )
             continue
-        if len(images) > MAX_BRAND_IMAGES:
-            col.add(rel, None, "", f"{len(images)} reference images, over {MAX_BRAND_IMAGES}")
+        if len(images) > MAX_REFS_PER_BRAND:
+            col.add(rel, None, "", f"{len(images)} reference images, over {MAX_REFS_PER_BRAND}")
             continue
         # A brand with a broken image stays known, so campaigns naming it get no second error.
         brands[entry.name] = tuple(p for p in images if _check_image(p, col, col.rel(p), None, ""))
@@ -588,15 +575,13 @@ def _check_image(path: Path, col: _Collector, file: str, line: int | None, where
     except OSError as exc:
         col.add(file, line, where, f"{name}cannot read: {exc.strerror or exc}")
         return False
-    if size > MAX_REFERENCE_IMAGE_BYTES:
-        col.add(
-            file, line, where, f"{name}{size} bytes, over the limit {MAX_REFERENCE_IMAGE_BYTES}"
-        )
+    if size > MAX_IMAGE_BYTES:
+        col.add(file, line, where, f"{name}{size} bytes, over the limit {MAX_IMAGE_BYTES}")
         return False
-    data = col.read(path, MAX_REFERENCE_IMAGE_BYTES)
+    data = col.read(path, MAX_IMAGE_BYTES)
     if data is None:
         return False
-    if not any(sig(data[:16]) for sig in _IMAGE_SIGNATURES.values()):
+    if sniff_image_format(data) not in ALLOWED_IMAGE_FORMATS:
         col.add(
             file,
             line,

@@ -27,24 +27,18 @@ from pathlib import Path
 import numpy as np
 
 from vision.errors import MediaError
-from vision.image_decode import sniff_image_format
-from vision.limits import ALLOWED_IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
+from vision.image_formats import IMAGE_SUFFIXES, UNSUPPORTED_IMAGE_SUFFIXES, sniff_image_format
+from vision.limits import (
+    ALLOWED_IMAGE_FORMATS,
+    MAX_IMAGE_BYTES,
+    MAX_IMAGE_PIXELS,
+    MAX_REFS_PER_BRAND,
+)
 
 log = logging.getLogger(__name__)
 
 BRAND_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 """A brand's folder name: the same pattern the campaign schema accepts for ``logo.brand``."""
-
-REFERENCE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-"""File suffixes read as reference images (matched case-insensitively)."""
-
-UNSUPPORTED_IMAGE_SUFFIXES = (".gif", ".bmp", ".tif", ".tiff", ".svg", ".heic", ".avif", ".ico")
-"""Image files we refuse loudly rather than skip: an advertiser who dropped ``logo.svg`` in a
-brand folder expects it to be used, so silence would hide a missing reference. Other files
-(``README.txt``, hidden files) are ignored."""
-
-MAX_REFS_PER_BRAND = 32
-"""Most reference images per brand: each one costs a feature match per frame."""
 
 MASK_ALPHA_THRESHOLD = 128
 """Alpha (0..255) at or above which a pixel belongs to the logo. Half-way keeps anti-aliased
@@ -162,14 +156,14 @@ def load_brand(folder: Path) -> BrandRefs:
                 f"{path}: {suffix} reference logos are not supported; convert it to PNG "
                 "(keeping transparency), JPEG or WebP"
             )
-        if suffix in REFERENCE_SUFFIXES:
+        if suffix in IMAGE_SUFFIXES:
             files.append(path)
         else:
             log.debug("%s: not a reference image, ignored", path)
     if not files:
         raise MediaError(
             f"{folder}: brand {brand!r} has no reference images "
-            f"({', '.join(REFERENCE_SUFFIXES)}); add at least one logo file"
+            f"({', '.join(IMAGE_SUFFIXES)}); add at least one logo file"
         )
     if len(files) > MAX_REFS_PER_BRAND:
         raise MediaError(

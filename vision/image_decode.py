@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from vision.errors import MediaError
+from vision.image_formats import sniff_image_format
 from vision.limits import ALLOWED_IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS
 from vision.types import Frame
 
@@ -49,41 +50,6 @@ __all__ = [
 
 EXIF_ORIENTATION_TAG = 0x0112
 """EXIF tag holding the orientation (1..8) a camera recorded instead of rotating pixels."""
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-# Magic bytes of formats we recognise: the allowed ones and the refused ones (named in errors).
-_MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"\xff\xd8\xff", 0, "jpeg"),
-    (_PNG_SIGNATURE, 0, "png"),
-    (b"GIF87a", 0, "gif"),
-    (b"GIF89a", 0, "gif"),
-    (b"BM", 0, "bmp"),
-    (b"II*\x00", 0, "tiff"),
-    (b"MM\x00*", 0, "tiff"),
-    (b"\x00\x00\x00\x0cjP  ", 0, "jpeg2000"),
-    (b"\x00\x00\x01\x00", 0, "ico"),
-    (b"8BPS", 0, "psd"),
-)
-
-
-def sniff_image_format(data: bytes) -> str | None:
-    """Name of the image format by its magic bytes (``"jpeg"``, ``"png"``, ``"webp"``,
-    ``"gif"``, ...), or None when the bytes look like no image format known here.
-
-    Only the first 32 bytes are looked at; nothing is decoded.
-    """
-    head = bytes(data[:32])
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in (b"avif", b"avis"):
-        return "avif"
-    if len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1"):
-        return "heic"
-    for magic, offset, name in _MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            return name
-    return None
 
 
 def _jpeg_layout(data: bytes, source: str) -> tuple[int, int, int]:

@@ -32,3 +32,6 @@ MIN_CUT_GAP_S = 0.25
 
 ALLOWED_IMAGE_FORMATS = ("jpeg", "png", "webp")
 """Image formats decoded from bytes; anything else is refused before decoding."""
+
+MAX_REFS_PER_BRAND = 32
+"""Most reference images per brand: each one costs a feature match per frame."""
