@@ -44,8 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from serving.status import DeadlineExceeded, Unavailable
-from vision.errors import Overloaded
+from vision.errors import DeadlineExceeded, Overloaded, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from serving.batcher import MicroBatcher
 from serving.metrics import ServerMetrics
 from serving.placement_store import PlacementStore
 from serving.server_config import ServerConfig
-from serving.status import Unavailable
 from serving.targeter import Targeter
 from targeting.rules_watch import RulesHolder, RulesWatcher
+from vision.errors import Unavailable
 from vision.pipeline import Pipeline
 from vision.types import Frame, FrameFacts
 

@@ -62,7 +62,7 @@ from serving.server_config import (
 from serving.servicers import TargetingServicer, VisionServicer, VisualSearchServicer
 from serving.targeter import Targeter
 from targeting.rules_watch import ReloadResult, RulesHolder
-from vision.errors import OnscreenError
+from vision.errors import StartupError
 from vision.pipeline import Pipeline, build_pipeline
 from vision.types import Frame, FrameFacts
 
@@ -77,10 +77,6 @@ SERVICE_NAMES = (
 REFLECTION_SERVICE = reflection.SERVICE_NAME
 WARMUP_IMAGE_SIDE_PX = 320
 """Side of the grey warm-up frame, pixels (enough to run every model once)."""
-
-
-class StartupError(OnscreenError):
-    """The server cannot start: a port in use, a TLS file missing, models that fail to load."""
 
 
 # --- server --------------------------------------------------------------------------------------

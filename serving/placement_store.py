@@ -36,16 +36,14 @@ from pathlib import Path
 from types import TracebackType
 
 from targeting.types import Placement, Reason
-from vision.errors import OnscreenError
+from vision.errors import PlacementStoreError
+from vision.limits import MAX_MEDIA_ID_CHARS
 
 SCHEMA_VERSION = 1
 """``PRAGMA user_version`` of stores this module writes; newer files are refused, not guessed."""
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 """How long a connection waits for another writer's lock before giving up, in seconds."""
-
-MAX_MEDIA_ID_CHARS = 1024
-"""Longest media id accepted (ids are file names, paths or URLs)."""
 
 MAX_PLACEMENTS_PER_MEDIA = 100_000
 """Most placements stored for one media (a 4 h video at one per second per 7 campaigns)."""
@@ -91,10 +89,6 @@ LEFT JOIN placements AS p INDEXED BY placements_media_start
 WHERE m.media_id = :media
 ORDER BY p.seq
 """
-
-
-class PlacementStoreError(OnscreenError):
-    """The store file cannot be used: not a placement store, a newer schema, closed, read-only."""
 
 
 def _check_media_id(media_id: str) -> None:

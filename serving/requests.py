@@ -26,21 +26,22 @@ from serving.engine import Engine, ServerCore
 from serving.server_config import (
     DEFAULT_MAX_PLACEMENTS,
     MAX_CAMPAIGN_FILTER,
-    MAX_MEDIA_ID_CHARS,
     MAX_PLACEMENTS,
     MAX_UPLOAD_CHUNK_BYTES,
     SCAN_PROGRESS_EVERY_S,
     STREAM_WINDOW_S,
 )
-from serving.status import (
+from targeting.types import Placement
+from vision.errors import (
     DeadlineExceeded,
     FailedPrecondition,
+    InvalidArgument,
     NotFound,
+    OnscreenError,
+    Overloaded,
 )
-from targeting.types import Placement
-from vision.errors import OnscreenError, Overloaded
 from vision.image_decode import decode_image
-from vision.limits import MAX_VIDEO_BYTES
+from vision.limits import MAX_MEDIA_ID_CHARS, MAX_VIDEO_BYTES
 from vision.types import Frame, FrameFacts, KeyframeReason
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,9 @@ UPLOAD_DIR_PREFIX = "onscreen-upload-"
 def check_media_id(media_id: str, *, what: str = "media_id", required: bool = True) -> str:
     """A request's id: required (unless said otherwise), at most MAX_MEDIA_ID_CHARS."""
     if not media_id and required:
-        raise ValueError(f"{what} is required: the id placements are reported under")
+        raise InvalidArgument(f"{what} is required: the id placements are reported under")
     if len(media_id) > MAX_MEDIA_ID_CHARS:
-        raise ValueError(
+        raise InvalidArgument(
             f"{what} is {len(media_id)} characters, over the {MAX_MEDIA_ID_CHARS} limit"
         )
     return media_id
@@ -70,12 +71,12 @@ def check_media_id(media_id: str, *, what: str = "media_id", required: bool = Tr
 def check_campaign_filter(ids: list[str] | tuple[str, ...], engine: Engine) -> frozenset[str]:
     """The campaign ids a request restricts itself to; unknown ids are INVALID_ARGUMENT."""
     if len(ids) > MAX_CAMPAIGN_FILTER:
-        raise ValueError(f"{len(ids)} campaign ids, over the {MAX_CAMPAIGN_FILTER} limit")
+        raise InvalidArgument(f"{len(ids)} campaign ids, over the {MAX_CAMPAIGN_FILTER} limit")
     wanted = frozenset(ids)
     known = {c.id for c in engine.targeter.compiled.rules.campaigns}
     unknown = sorted(wanted - known)
     if unknown:
-        raise ValueError(
+        raise InvalidArgument(
             f"unknown campaign id(s) {', '.join(unknown[:10])}: the served rules have "
             f"{', '.join(sorted(known)[:20]) or 'no campaigns'}"
         )
@@ -131,7 +132,9 @@ async def target_image(
     check_media_id(media_id)
     wanted = check_campaign_filter(campaign_ids, engine)
     if not (0 <= max_placements <= MAX_PLACEMENTS):
-        raise ValueError(f"max_placements must be in 0..{MAX_PLACEMENTS}, got {max_placements}")
+        raise InvalidArgument(
+            f"max_placements must be in 0..{MAX_PLACEMENTS}, got {max_placements}"
+        )
     facts = await analyze_image(core, data, media_id, deadline)
     compiled = engine.targeter.compiled
     placements = filter_placements(
@@ -152,20 +155,20 @@ def resolve_media_path(root: Path | None, rel: str) -> Path:
             "this server has no media root: start it with --media-root DIR, or upload the video"
         )
     if not rel:
-        raise ValueError("media_root_path is empty: give a path relative to the media root")
+        raise InvalidArgument("media_root_path is empty: give a path relative to the media root")
     pure = PurePath(rel)
     if pure.is_absolute() or rel.startswith(("/", "\\")) or ":" in pure.parts[0]:
-        raise ValueError(
+        raise InvalidArgument(
             f"media_root_path {rel!r} is absolute: give a path relative to the media root"
         )
     if ".." in pure.parts:
-        raise ValueError(
+        raise InvalidArgument(
             f"media_root_path {rel!r} contains '..': paths may not leave the media root"
         )
     real_root = root.resolve()
     path = (real_root / pure).resolve()
     if not path.is_relative_to(real_root):
-        raise ValueError(
+        raise InvalidArgument(
             f"media_root_path {rel!r} leads outside the media root (a symlink out of it?)"
         )
     if not path.is_file():
@@ -201,7 +204,7 @@ async def receive_upload(
     """Spill an upload's chunks to a file in ``directory``, checking size and sha256."""
     size = upload.size_bytes
     if not (0 < size <= MAX_VIDEO_BYTES):
-        raise ValueError(
+        raise InvalidArgument(
             f"upload size_bytes must be in 1..{MAX_VIDEO_BYTES} ({MAX_VIDEO_BYTES / 2**30:.0f} GiB), "
             f"got {size}"
         )
@@ -213,21 +216,21 @@ async def receive_upload(
     with open(path, "wb") as f:
         async for req in requests:
             if req.WhichOneof("message") != "chunk":
-                raise ValueError("after start, every ScanVideo message must be a chunk")
+                raise InvalidArgument("after start, every ScanVideo message must be a chunk")
             chunk = req.chunk
             if len(chunk) > MAX_UPLOAD_CHUNK_BYTES:
-                raise ValueError(
+                raise InvalidArgument(
                     f"upload chunk of {len(chunk)} bytes, over the {MAX_UPLOAD_CHUNK_BYTES} limit"
                 )
             received += len(chunk)
             if received > size:
-                raise ValueError(f"upload is larger than its declared size_bytes {size}")
+                raise InvalidArgument(f"upload is larger than its declared size_bytes {size}")
             digest.update(chunk)
             await asyncio.to_thread(f.write, chunk)
     if received != size:
-        raise ValueError(f"upload ended after {received} bytes, but size_bytes said {size}")
+        raise InvalidArgument(f"upload ended after {received} bytes, but size_bytes said {size}")
     if upload.sha256 and upload.sha256.lower() != digest.hexdigest():
-        raise ValueError(
+        raise InvalidArgument(
             f"upload sha256 mismatch: declared {upload.sha256}, received {digest.hexdigest()}"
         )
     return path

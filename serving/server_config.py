@@ -46,8 +46,6 @@ DEFAULT_MAX_PLACEMENTS = 20
 """Placements returned for an image when the request says 0."""
 MAX_PLACEMENTS = 1000
 """Most placements returned for one image."""
-MAX_MEDIA_ID_CHARS = 1024
-"""Longest media id or stream id accepted."""
 MAX_CAMPAIGN_FILTER = 1000
 """Most campaign ids in a request's filter."""
 

@@ -42,11 +42,12 @@ from serving.requests import (
     target_image,
 )
 from serving.server_config import MAX_STREAMS_PER_CALL
-from serving.status import (
+from serving.status import status_for
+from vision.errors import (
     FailedPrecondition,
+    InvalidArgument,
     NotFound,
     Unimplemented,
-    status_for,
 )
 from vision.image_decode import decode_image
 from vision.types import Frame
@@ -142,7 +143,9 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
         requests = aiter(request_iterator)
         first = await anext(requests, None)
         if first is None or first.WhichOneof("message") != "start":
-            raise ValueError("the first ScanVideo message must be `start` (which video, and how)")
+            raise InvalidArgument(
+                "the first ScanVideo message must be `start` (which video, and how)"
+            )
         start = first.start
         engine = self.core.engine()
         media_id = check_media_id(start.media_id)
@@ -163,7 +166,7 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
                 path = await receive_upload(requests, start.upload, tmp)
                 received = start.upload.size_bytes
             else:
-                raise ValueError("ScanVideo start needs a source: media_root_path or upload")
+                raise InvalidArgument("ScanVideo start needs a source: media_root_path or upload")
             async for event in scan_video(
                 self.core, path, media_id, wanted=wanted, store=start.store,
                 include_facts=start.include_facts, deadline=deadline, received_bytes=received,
@@ -191,18 +194,18 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
             stream = streams.get(sid)
             if stream is None:
                 if len(streams) >= MAX_STREAMS_PER_CALL:
-                    raise ValueError(
+                    raise InvalidArgument(
                         f"more than {MAX_STREAMS_PER_CALL} streams in one call: open another call"
                     )
                 wanted = check_campaign_filter(list(req.campaign_ids), engine)
                 stream = streams[sid] = LiveStream(sid, wanted)
             if req.jpeg:
                 if not (req.t_s >= 0 and np.isfinite(req.t_s)):
-                    raise ValueError(
+                    raise InvalidArgument(
                         f"stream {sid!r}: t_s must be a finite time >= 0, got {req.t_s}"
                     )
                 if req.t_s <= stream.last_t:
-                    raise ValueError(
+                    raise InvalidArgument(
                         f"stream {sid!r}: t_s went from {stream.last_t} to {req.t_s}; "
                         "frame times must increase"
                     )
@@ -214,7 +217,9 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
                 stream.timeline.append(facts)
                 stream.last_t = req.t_s
             elif not req.end_of_stream:
-                raise ValueError(f"stream {sid!r}: a message needs a jpeg frame or end_of_stream")
+                raise InvalidArgument(
+                    f"stream {sid!r}: a message needs a jpeg frame or end_of_stream"
+                )
             closed, decided = close_segments(
                 engine, stream, self.core.today(), final=req.end_of_stream
             )

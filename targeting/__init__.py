@@ -7,7 +7,7 @@ It uses vision's data types (never a model); embeddings of concepts arrive throu
 from __future__ import annotations
 
 from targeting.embedding import ConceptEmbedder
-from targeting.errors import RuleProblem, RulesError
 from targeting.types import Placement, Reason
+from vision.errors import RuleProblem, RulesError
 
 __all__ = ["ConceptEmbedder", "Placement", "Reason", "RuleProblem", "RulesError"]

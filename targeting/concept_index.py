@@ -38,13 +38,12 @@ from typing import Literal
 import numpy as np
 
 from targeting.embedding import ConceptEmbedder
-from targeting.errors import RuleProblem, RulesError
 from targeting.rules_schema import (
     DEFAULT_EXCLUDE_THRESHOLD,
     Campaign,
     Concept,
 )
-from vision.errors import ModelError
+from vision.errors import ModelError, RuleProblem, RulesError
 from vision.safety_classes import SAFETY_BY_NAME
 from vision.taxonomy import iab_by_id
 

@@ -47,8 +47,8 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from targeting.errors import RuleProblem, RulesError
 from targeting.rules_schema import Campaign, Concept, Logo
+from vision.errors import RuleProblem, RulesError
 from vision.image_formats import IMAGE_SUFFIXES, UNSUPPORTED_IMAGE_SUFFIXES, sniff_image_format
 from vision.limits import ALLOWED_IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_REFS_PER_BRAND
 from vision.safety_classes import SAFETY_BY_NAME

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from targeting.errors import RuleProblem, RulesError
 from targeting.rules_loader import RuleSet, load_rules
+from vision.errors import RuleProblem, RulesError
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,11 @@ import vision
 
 def test_vision_all() -> None:
     assert sorted(vision.__all__) == [
-        "Box", "ConceptScore", "Detection", "Frame", "FrameFacts", "LogoMatch", "MediaError",
-        "ModelError", "OnscreenError", "Overloaded", "SafetyFlag", "WeightsError", "box_area",
-        "box_iou",
+        "Box", "ConceptScore", "DeadlineExceeded", "Detection", "FailedPrecondition", "Frame",
+        "FrameFacts", "InvalidArgument", "LogoMatch", "MediaError", "ModelError", "NotFound",
+        "OnscreenError", "Overloaded", "PlacementStoreError", "RequestError", "RuleProblem",
+        "RulesError", "SafetyFlag", "StartupError", "TextRead", "Unavailable", "Unimplemented",
+        "WeightsError", "box_area", "box_iou",
     ]  # fmt: skip
     assert all(hasattr(vision, name) for name in vision.__all__)
 

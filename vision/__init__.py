@@ -6,7 +6,24 @@ that need models (importing this package loads no model and no torch).
 
 from __future__ import annotations
 
-from vision.errors import MediaError, ModelError, OnscreenError, Overloaded, WeightsError
+from vision.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    MediaError,
+    ModelError,
+    NotFound,
+    OnscreenError,
+    Overloaded,
+    PlacementStoreError,
+    RequestError,
+    RuleProblem,
+    RulesError,
+    StartupError,
+    Unavailable,
+    Unimplemented,
+    WeightsError,
+)
 from vision.types import (
     Box,
     ConceptScore,
@@ -15,6 +32,7 @@ from vision.types import (
     FrameFacts,
     LogoMatch,
     SafetyFlag,
+    TextRead,
     box_area,
     box_iou,
 )
@@ -22,15 +40,27 @@ from vision.types import (
 __all__ = [
     "Box",
     "ConceptScore",
+    "DeadlineExceeded",
     "Detection",
+    "FailedPrecondition",
     "Frame",
     "FrameFacts",
+    "InvalidArgument",
     "LogoMatch",
     "MediaError",
     "ModelError",
+    "NotFound",
     "OnscreenError",
     "Overloaded",
+    "PlacementStoreError",
+    "RequestError",
+    "RuleProblem",
+    "RulesError",
     "SafetyFlag",
+    "StartupError",
+    "TextRead",
+    "Unavailable",
+    "Unimplemented",
     "WeightsError",
     "box_area",
     "box_iou",

@@ -35,3 +35,6 @@ ALLOWED_IMAGE_FORMATS = ("jpeg", "png", "webp")
 
 MAX_REFS_PER_BRAND = 32
 """Most reference images per brand: each one costs a feature match per frame."""
+
+MAX_MEDIA_ID_CHARS = 1024
+"""Longest media id (or live stream id) accepted anywhere: requests, scans and the store."""

@@ -181,13 +181,28 @@ class SafetyFlag:
             object.__setattr__(self, "box", check_box(self.box))
 
 
+@dataclass(frozen=True)
+class TextRead:
+    """A line of on-screen text read by OCR: the ``text`` as read, the recognizer's ``score``
+    (0..1, mean character confidence) and where it stands (normalized xyxy ``box``)."""
+
+    text: str
+    score: float
+    box: Box
+
+    def __post_init__(self) -> None:
+        _check_score("TextRead.score", self.score)
+        object.__setattr__(self, "box", check_box(self.box))
+
+
 @dataclass(frozen=True, eq=False)
 class FrameFacts:
     """Everything the models saw in one keyframe: the input to targeting.
 
     ``embedding`` is the frame's L2-normalized CLIP image embedding (D,) float32, or None when
     CLIP is not run. ``concepts`` holds the top content categories for display; targeting scores
-    any concept it needs from ``embedding`` directly.
+    any concept it needs from ``embedding`` directly. ``text`` is what OCR read (empty when OCR
+    did not run on this keyframe).
     """
 
     media_id: str
@@ -197,6 +212,7 @@ class FrameFacts:
     logos: tuple[LogoMatch, ...] = ()
     safety: tuple[SafetyFlag, ...] = ()
     concepts: tuple[ConceptScore, ...] = ()
+    text: tuple[TextRead, ...] = ()
     reason: KeyframeReason = "interval"
     width: int = 0
     height: int = 0

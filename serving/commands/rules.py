@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from targeting.errors import RuleProblem, RulesError
 from targeting.rules_loader import RuleSet, load_rules
 from targeting.rules_schema import Campaign, Clause
+from vision.errors import RuleProblem, RulesError
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1

@@ -13,8 +13,7 @@ import time
 import pytest
 
 from serving.batcher import MicroBatcher
-from serving.status import DeadlineExceeded, Unavailable
-from vision.errors import MediaError, Overloaded
+from vision.errors import DeadlineExceeded, MediaError, Overloaded, Unavailable
 
 
 class Recorder:

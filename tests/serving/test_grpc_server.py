@@ -33,9 +33,9 @@ from serving._proto.onscreen.v1 import (
 from serving.grpc_server import SERVICE_NAMES
 from serving.requests import resolve_media_path
 from serving.server_config import MAX_IMAGE_MESSAGE_BYTES
-from serving.status import FailedPrecondition, NotFound
 from tests.conftest import REPO, read_rgb
 from tests.serving.grpc_fixtures import ServerThread, jpeg, local_config, with_logo, write_rules
+from vision.errors import FailedPrecondition, NotFound
 from vision.types import box_iou
 
 TARGETING = "onscreen.v1.Targeting"

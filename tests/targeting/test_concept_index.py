@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from targeting.concept_index import ConceptIndex
-from targeting.errors import RulesError
 from targeting.rules_schema import DEFAULT_EXCLUDE_THRESHOLD, Campaign
 from tests.targeting.fakes import FAKE_DIM, FakeEmbedder, frame_embedding
-from vision.errors import ModelError
+from vision.errors import ModelError, RulesError
 from vision.taxonomy import iab_by_id
 
 

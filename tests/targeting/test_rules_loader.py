@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from targeting.errors import RuleProblem, RulesError
 from targeting.rules_loader import MAX_YAML_NODES, RuleSet, format_field, load_rules
+from vision.errors import RuleProblem, RulesError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "rules"

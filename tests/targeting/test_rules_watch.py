@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from targeting.errors import RulesError
 from targeting.rules_loader import RuleSet
 from targeting.rules_watch import ReloadResult, RulesHolder
+from vision.errors import RulesError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"
 WAIT_S = 15.0
