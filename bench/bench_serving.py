@@ -73,7 +73,13 @@ def main() -> int:
     import torch
 
     from examples.build_media import package_image
-    from tests.serving.grpc_fixtures import ServerThread, jpeg, local_config, with_logo, write_rules
+    from tests.serving.rpc.grpc_fixtures import (
+        ServerThread,
+        jpeg,
+        local_config,
+        with_logo,
+        write_rules,
+    )
     from vision.image_decode import decode_image, read_image_file
     from vision.pipeline import PipelineConfig, build_pipeline
     from vision.types import Frame

@@ -27,8 +27,8 @@ from serving._proto.onscreen.v1 import (
     vision_pb2,
     vision_pb2_grpc,
 )
-from serving.proto_convert import placement_from_proto
-from serving.server_config import API_KEY_METADATA
+from serving.rpc.config import API_KEY_METADATA
+from serving.rpc.proto_convert import placement_from_proto
 from targeting.types import Placement
 from vision.errors import OnscreenError
 

@@ -43,6 +43,7 @@ def facts_to_json(f: FrameFacts) -> dict[str, object]:
             for s in f.safety
         ],
         "concepts": [{"id": c.id, "name": c.name, "score": round(c.score, 4)} for c in f.concepts],
+        "text": [{"text": r.text, "score": round(r.score, 4), "box": _box(r.box)} for r in f.text],
         "objects": [
             {"kind": d.kind, "label": d.label, "score": round(d.score, 4), "box": _box(d.box)}
             for d in f.detections

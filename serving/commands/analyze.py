@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from serving.commands.model_options import add_model_options, build_analyzer_from_args
 from serving.facts_json import facts_table_rows, facts_to_json
-from serving.model_options import add_model_options, build_analyzer_from_args
 from vision.errors import MediaError
 
 

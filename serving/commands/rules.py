@@ -8,7 +8,7 @@ Made for the edit-check-fix loop of a campaign manager and for CI on a rules rep
   brands with their image counts; distinct concept prompts; IAB ids); exit code 0;
 - ``--json``: the same as one JSON object (``ok``, and ``problems`` or the summary) for scripts.
 
-Exit code 2 stays what ``serving.cli`` gives every command for its own errors.
+Exit code 2 stays what ``serving.commands.cli`` gives every command for its own errors.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from serving.model_options import add_model_options, pipeline_config_for_rules
-from serving.scan import MediaResult, plan_media, run_scan, write_parquet
+from serving.batch.scan import MediaResult, plan_media, run_scan, write_parquet
+from serving.commands.model_options import add_model_options, pipeline_config_for_rules
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -15,8 +15,8 @@ import signal
 import sys
 from pathlib import Path
 
-from serving.model_options import add_model_options, pipeline_config_for_rules
-from serving.server_config import (
+from serving.commands.model_options import add_model_options, pipeline_config_for_rules
+from serving.rpc.config import (
     API_KEY_ENV,
     API_KEY_METADATA,
     DEFAULT_GRACE_S,
@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    from serving.auth import environ_api_key
+    from serving.rpc.auth import environ_api_key
     from targeting.rules_loader import load_rules
 
     rules = load_rules(args.rules)  # bad rules fail here, before any model loads
@@ -117,7 +117,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 async def serve(config: ServerConfig) -> int:
     """Run until SIGTERM/SIGINT, then drain; raises the load error if models or rules fail."""
-    from serving.grpc_server import start_server
+    from serving.rpc.server import start_server
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

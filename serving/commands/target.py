@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from serving.server_config import API_KEY_ENV, DEFAULT_PORT
+from serving.rpc.config import API_KEY_ENV, DEFAULT_PORT
 
 
 def _client_options(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@
 - ``fetch NAME --from FILE``: install a file obtained elsewhere (a mirror, another machine)
   after the same sha256 check, for hosts that cannot reach the model's source.
 
-Exit code 2 (an unknown name, a bad manifest) is what ``serving.cli`` gives our own errors.
+Exit code 2 (an unknown name, a bad manifest) is what ``serving.commands.cli`` gives our own errors.
 """
 
 from __future__ import annotations

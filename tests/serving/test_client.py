@@ -8,11 +8,11 @@ import socket
 import grpc
 import pytest
 
-from serving.cli import main
 from serving.client import ClientError, OnscreenClient
+from serving.commands.cli import main
 from targeting.types import Placement
 from tests.conftest import read_rgb
-from tests.serving.grpc_fixtures import ServerThread, jpeg, local_config, with_logo, write_rules
+from tests.serving.rpc.grpc_fixtures import ServerThread, jpeg, local_config, with_logo, write_rules
 
 
 @pytest.fixture(scope="module")

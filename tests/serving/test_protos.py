@@ -288,6 +288,7 @@ def test_fields_are_snake_case_with_units_on_times_and_sizes() -> None:
         (vtypes.LogoMatch, common_pb2.LogoMatch, {}),
         (vtypes.SafetyFlag, common_pb2.SafetyFlag, {}),
         (vtypes.ConceptScore, common_pb2.ConceptScore, {}),
+        (vtypes.TextRead, common_pb2.TextRead, {}),
         (vtypes.FrameFacts, common_pb2.FrameFacts,
          {"t": "t_s", "width": "width_px", "height": "height_px"}),
         (ttypes.Reason, common_pb2.Reason, {"t": "t_s"}),

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from serving.batcher import MicroBatcher
+from serving.rpc.batcher import MicroBatcher
 from vision.errors import DeadlineExceeded, MediaError, Overloaded, Unavailable
 
 

@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable
 import grpc
 from grpc_health.v1 import health
 
-from serving.metrics import ServerMetrics
-from serving.server_config import API_KEY_METADATA
+from serving.rpc.config import API_KEY_METADATA
+from serving.rpc.metrics import ServerMetrics
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,6 @@ def _deny(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler
 
 def environ_api_key(explicit: str | None) -> str | None:
     """The API key from ``--api-key``, else from $ONSCREEN_API_KEY, else None (auth off)."""
-    from serving.server_config import API_KEY_ENV
+    from serving.rpc.config import API_KEY_ENV
 
     return explicit or os.environ.get(API_KEY_ENV) or None

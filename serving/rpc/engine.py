@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass
 from datetime import date
 
-from serving.batcher import MicroBatcher
-from serving.metrics import ServerMetrics
 from serving.placement_store import PlacementStore
-from serving.server_config import ServerConfig
+from serving.rpc.batcher import MicroBatcher
+from serving.rpc.config import ServerConfig
+from serving.rpc.metrics import ServerMetrics
 from serving.targeter import Targeter
 from targeting.rules_watch import RulesHolder, RulesWatcher
 from vision.errors import Unavailable

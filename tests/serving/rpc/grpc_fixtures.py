@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
-from serving.grpc_server import RunningServer, start_server
-from serving.server_config import ServerConfig
+from serving.rpc.config import ServerConfig
+from serving.rpc.server import RunningServer, start_server
 from vision.pipeline import Pipeline
 
 T = TypeVar("T")

@@ -30,11 +30,11 @@ from serving._proto.onscreen.v1 import (
     visual_search_pb2,
     visual_search_pb2_grpc,
 )
-from serving.grpc_server import SERVICE_NAMES
-from serving.requests import resolve_media_path
-from serving.server_config import MAX_IMAGE_MESSAGE_BYTES
+from serving.rpc.config import MAX_IMAGE_MESSAGE_BYTES
+from serving.rpc.handlers import resolve_media_path
+from serving.rpc.server import SERVICE_NAMES
 from tests.conftest import REPO, read_rgb
-from tests.serving.grpc_fixtures import ServerThread, jpeg, local_config, with_logo, write_rules
+from tests.serving.rpc.grpc_fixtures import ServerThread, jpeg, local_config, with_logo, write_rules
 from vision.errors import FailedPrecondition, NotFound
 from vision.types import box_iou
 
@@ -576,7 +576,7 @@ def test_rules_hot_reload_takes_good_edits_and_keeps_serving_through_bad_ones(
 def test_serve_command_drains_in_flight_calls_on_sigterm(world) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.cli", "serve", "--rules", str(world["rules"]),
+        [sys.executable, "-m", "serving.commands.cli", "serve", "--rules", str(world["rules"]),
          "--port", "0", "--max-batch", "64", "--max-wait-ms", "1500", "--grace", "20",
          "--no-watch"],
         cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
@@ -626,7 +626,7 @@ def test_serve_command_refuses_bad_rules_before_loading_models(tmp_path) -> None
         "id: x\ntarget: {any: [{logo: {brand: nobody}}]}\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "serving.cli", "serve", "--rules", str(tmp_path), "--port", "0"],
+        [sys.executable, "-m", "serving.commands.cli", "serve", "--rules", str(tmp_path), "--port", "0"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2

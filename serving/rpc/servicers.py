@@ -1,6 +1,6 @@
 """The gRPC servicers: one class per service, one method per RPC, each converting protobuf to
-domain objects and delegating to ``serving.requests``. Every exception goes through
-``serving.status.status_for`` (nothing escapes as UNKNOWN) and is counted by method and code.
+domain objects and delegating to ``serving.rpc.handlers``. Every exception goes through
+``serving.rpc.status.status_for`` (nothing escapes as UNKNOWN) and is counted by method and code.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import grpc
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from serving import proto_convert as pc
 from serving._proto.onscreen.v1 import (
     targeting_pb2,
     targeting_pb2_grpc,
@@ -27,8 +26,10 @@ from serving._proto.onscreen.v1 import (
     vision_pb2_grpc,
     visual_search_pb2_grpc,
 )
-from serving.engine import ServerCore
-from serving.requests import (
+from serving.rpc import proto_convert as pc
+from serving.rpc.config import MAX_STREAMS_PER_CALL
+from serving.rpc.engine import ServerCore
+from serving.rpc.handlers import (
     UPLOAD_DIR_PREFIX,
     LiveStream,
     analyze_image,
@@ -41,8 +42,7 @@ from serving.requests import (
     scan_video,
     target_image,
 )
-from serving.server_config import MAX_STREAMS_PER_CALL
-from serving.status import status_for
+from serving.rpc.status import status_for
 from vision.errors import (
     FailedPrecondition,
     InvalidArgument,

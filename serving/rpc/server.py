@@ -1,10 +1,10 @@
 """The gRPC server of ``onscreen serve``: lifecycle and wiring.
 
-Layout (the grpc examples' habit): ``serving.servicers`` holds one thin servicer class per
-service, delegating to the plain functions of ``serving.requests``; ``serving.engine`` the loaded
-state; ``serving.auth`` the API key; this module the ``_configure_*`` helpers that wire health,
+Layout (the grpc examples' habit): ``serving.rpc.servicers`` holds one thin servicer class per
+service, delegating to the plain functions of ``serving.rpc.handlers``; ``serving.rpc.engine`` the loaded
+state; ``serving.rpc.auth`` the API key; this module the ``_configure_*`` helpers that wire health,
 reflection, auth and TLS in ``start_server``, and ``RunningServer``. Every exception goes through
-``serving.status.status_for`` (nothing escapes as UNKNOWN).
+``serving.rpc.status.status_for`` (nothing escapes as UNKNOWN).
 
 Request path of an image: bytes -> ``decode_image`` (a CPU thread, limits checked from the
 header before any pixel) -> one ``Frame`` -> the shared ``MicroBatcher`` whose function is
@@ -45,12 +45,10 @@ from serving._proto.onscreen.v1 import (
     visual_search_pb2,
     visual_search_pb2_grpc,
 )
-from serving.auth import HEALTH_SERVICE, ApiKeyInterceptor
-from serving.batcher import MicroBatcher
-from serving.engine import Engine, ServerCore, analyze_isolating
-from serving.metrics import ServerMetrics
 from serving.placement_store import PlacementStore
-from serving.server_config import (
+from serving.rpc.auth import HEALTH_SERVICE, ApiKeyInterceptor
+from serving.rpc.batcher import MicroBatcher
+from serving.rpc.config import (
     KEEPALIVE_TIME_MS,
     KEEPALIVE_TIMEOUT_MS,
     MAX_CONCURRENT_STREAMS,
@@ -59,7 +57,9 @@ from serving.server_config import (
     MIN_CLIENT_PING_INTERVAL_MS,
     ServerConfig,
 )
-from serving.servicers import TargetingServicer, VisionServicer, VisualSearchServicer
+from serving.rpc.engine import Engine, ServerCore, analyze_isolating
+from serving.rpc.metrics import ServerMetrics
+from serving.rpc.servicers import TargetingServicer, VisionServicer, VisualSearchServicer
 from serving.targeter import Targeter
 from targeting.rules_watch import ReloadResult, RulesHolder
 from vision.errors import StartupError

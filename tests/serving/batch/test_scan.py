@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.scan import JsonlSink, expand_media, media_id_for
+from serving.batch.scan import JsonlSink, expand_media, media_id_for
 
 
 def test_expand_media_recurses_sorted_and_keeps_missing_paths(tmp_path: Path) -> None:
@@ -59,12 +59,12 @@ def test_sink_without_resume_starts_fresh(tmp_path: Path) -> None:
 
 
 def test_duplicate_media_ids_are_refused_before_scanning(tmp_path: Path, capsys) -> None:
-    from serving.cli import main
+    from serving.commands.cli import main
 
     for d in ("x", "y"):
         (tmp_path / d).mkdir()
         (tmp_path / d / "same.jpg").write_bytes(b"\xff\xd8\xff")
-    rules = Path(__file__).resolve().parents[2] / "examples" / "rules"
+    rules = Path(__file__).resolve().parents[3] / "examples" / "rules"
     code = main(
         ["scan", str(tmp_path / "x"), str(tmp_path / "y"), "--rules", str(rules), "--out",
          str(tmp_path / "o.jsonl"), "--quiet", "--random-weights"]

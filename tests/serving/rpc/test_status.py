@@ -7,7 +7,7 @@ import logging
 import grpc
 import pytest
 
-from serving.status import MAX_STATUS_MESSAGE_CHARS, status_for
+from serving.rpc.status import MAX_STATUS_MESSAGE_CHARS, status_for
 from vision.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -60,7 +60,7 @@ def test_each_error_has_one_code_and_keeps_its_message(exc: Exception, code: C) 
 def test_a_bare_python_error_is_our_bug_not_the_clients(
     exc: Exception, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="serving.status"):
+    with caplog.at_level(logging.ERROR, logger="serving.rpc.status"):
         code, message = status_for(exc)
     assert code is C.INTERNAL
     assert message.startswith("internal error ") and type(exc).__name__ in message

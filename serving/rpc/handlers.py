@@ -22,8 +22,7 @@ from typing import Any
 import grpc
 
 from serving._proto.onscreen.v1 import targeting_pb2
-from serving.engine import Engine, ServerCore
-from serving.server_config import (
+from serving.rpc.config import (
     DEFAULT_MAX_PLACEMENTS,
     MAX_CAMPAIGN_FILTER,
     MAX_PLACEMENTS,
@@ -31,6 +30,7 @@ from serving.server_config import (
     SCAN_PROGRESS_EVERY_S,
     STREAM_WINDOW_S,
 )
+from serving.rpc.engine import Engine, ServerCore
 from targeting.types import Placement
 from vision.errors import (
     DeadlineExceeded,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.cli import main
+from serving.commands.cli import main
 
 STEP = 0.5  # keyframe interval (s)
 
@@ -150,7 +150,7 @@ def test_store_and_parquet_hold_the_same_placements_as_jsonl(scene, tmp_path) ->
 def test_scan_media_reports_each_keyframe_for_progress(scene) -> None:
     from datetime import date
 
-    from serving.scan import scan_media
+    from serving.batch.scan import scan_media
     from serving.targeter import Targeter
     from targeting.rules_loader import load_rules
     from vision.pipeline import PipelineConfig, build_pipeline

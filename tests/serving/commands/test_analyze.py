@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.cli import main
+from serving.commands.cli import main
 
 
 def test_analyze_grace_hopper_json_has_one_face_with_box(real_images, capsys) -> None:

@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from serving import cli
+from serving.commands import cli
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "rules"
 PROBLEM_LINE = re.compile(r"^[^:\s]+(:\d+)?:( [A-Za-z_][\w.\[\]]*:)? \S.*$")
 """``file:line: field: message`` (line and field may be absent for directory-level problems)."""
 
 
 @pytest.fixture
 def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """Run ``onscreen`` through ``serving.cli.main`` with only this command registered, so the
+    """Run ``onscreen`` through ``serving.commands.cli.main`` with only this command registered, so the
     test does not depend on other commands' (heavier) imports."""
     monkeypatch.setattr(cli, "COMMANDS", ("rules",))
 

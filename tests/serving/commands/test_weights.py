@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.cli import main
+from serving.commands.cli import main
 from vision.weights import WEIGHTS_DIR_ENV
 
 
