@@ -26,11 +26,12 @@ Times are seconds from the start of the media; ``scanned_at`` is UNIX seconds (U
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -39,11 +40,18 @@ from targeting.types import Placement, Reason
 from vision.errors import PlacementStoreError
 from vision.limits import MAX_MEDIA_ID_CHARS
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
 """``PRAGMA user_version`` of stores this module writes; newer files are refused, not guessed."""
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
-"""How long a connection waits for another writer's lock before giving up, in seconds."""
+"""How long one SQLite call waits for another writer's lock (its busy timeout), in seconds."""
+
+DEFAULT_WRITE_WAIT_S = 60.0
+"""How long ``replace_media`` keeps retrying while another writer holds the lock, in seconds:
+long enough for another scan's commits (milliseconds each) or a backup copy to pass, short
+enough that a scan stuck behind a writer that never lets go says so within a minute."""
 
 MAX_PLACEMENTS_PER_MEDIA = 100_000
 """Most placements stored for one media (a 4 h video at one per second per 7 campaigns)."""
@@ -89,6 +97,14 @@ LEFT JOIN placements AS p INDEXED BY placements_media_start
 WHERE m.media_id = :media
 ORDER BY p.seq
 """
+
+
+def _is_busy(e: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection holds the lock (not a broken file)."""
+    code = getattr(e, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(e) or "busy" in str(e)
 
 
 def _check_media_id(media_id: str) -> None:
@@ -150,6 +166,11 @@ class PlacementStore:
     ``PlacementStore(path)`` creates the file (and parent directories) if needed;
     ``readonly=True`` opens an existing store for reading only (a server that must never write).
     Use it as a context manager, or call ``close()``.
+
+    Another writer holding the lock (another scan, a backup) is waited for: each attempt waits
+    ``busy_timeout_s`` inside SQLite, then ``on_wait`` (default: a logged warning) hears one
+    line saying who waits for what, and the write is retried until ``write_wait_s`` have passed;
+    then ``PlacementStoreError`` names the file and what to do. Never a raw ``sqlite3`` error.
     """
 
     def __init__(
@@ -158,12 +179,18 @@ class PlacementStore:
         *,
         readonly: bool = False,
         busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        write_wait_s: float = DEFAULT_WRITE_WAIT_S,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         if not (0 < busy_timeout_s < math.inf):
             raise ValueError(f"busy_timeout_s must be a finite number > 0, got {busy_timeout_s!r}")
+        if not (0 <= write_wait_s < math.inf):
+            raise ValueError(f"write_wait_s must be a finite number >= 0, got {write_wait_s!r}")
         self.path = Path(path)
         self.readonly = readonly
         self._busy_timeout_s = busy_timeout_s
+        self._write_wait_s = write_wait_s
+        self._on_wait = on_wait if on_wait is not None else log.warning
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -200,6 +227,18 @@ class PlacementStore:
                 self._init_schema(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             self._check_schema(conn)
+        except sqlite3.OperationalError as e:
+            conn.close()
+            if not _is_busy(e):
+                raise PlacementStoreError(
+                    f"{self.path} is not a placement store (SQLite says: {e}); "
+                    "point at the file a scan wrote, or at a new path"
+                ) from e
+            raise PlacementStoreError(
+                f"placement store {self.path} is locked by another writer (waited "
+                f"{self._busy_timeout_s:g} s to open it): stop the other writer of that file, "
+                "then try again"
+            ) from None
         except sqlite3.DatabaseError as e:
             conn.close()
             raise PlacementStoreError(
@@ -326,9 +365,7 @@ class PlacementStore:
             )  # fmt: skip
         ts = _timestamp(scanned_at)
         conn = self._conn()
-        # IMMEDIATE takes the write lock up front, so a busy writer is waited for (busy
-        # timeout) instead of failing when a deferred read transaction tries to upgrade.
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin_write(conn, media_id)
         try:
             conn.execute("DELETE FROM placements WHERE media_id = ?", (media_id,))
             conn.execute(
@@ -340,6 +377,36 @@ class PlacementStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _begin_write(self, conn: sqlite3.Connection, media_id: str) -> None:
+        """Take the write lock (BEGIN IMMEDIATE), waiting for another writer within bounds.
+
+        IMMEDIATE takes the lock up front, so a busy writer is waited for (busy timeout)
+        instead of failing when a deferred read transaction tries to upgrade.
+        """
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if not _is_busy(e):
+                    raise PlacementStoreError(
+                        f"cannot write placement store {self.path}: {e}"
+                    ) from e
+                waited = time.monotonic() - start
+                if waited >= self._write_wait_s:
+                    raise PlacementStoreError(
+                        f"placement store {self.path} stayed locked by another writer for "
+                        f"{waited:.0f} s (storing {media_id!r}): stop the other writer of that "
+                        "file (another `onscreen scan --store`?), then rerun with --resume"
+                    ) from None
+                self._on_wait(
+                    f"placement store {self.path} is locked by another writer; waited "
+                    f"{waited:.0f} s of {self._write_wait_s:.0f} s, retrying (attempt {attempt})"
+                )
 
     # --- reads ---------------------------------------------------------------------------------
 

@@ -1,42 +1,70 @@
-"""Batch scanning: many media -> placements as JSONL (and Parquet), resumable after a crash.
+"""Batch scanning: plan the media of a scan, scan each one, write as it goes.
 
-Output contract (DESIGN.md): one JSON object a line; a placement is
-``{"media", "campaign", "start_s", "end_s", "score", "reasons": [...]}`` (plus extra fields),
-a media that could not be processed is ``{"media", "error"}`` and the scan goes on. With
-``explain`` each keyframe adds ``{"media", "t", "facts", "decisions"}``.
+This module holds the planning (which files, under which media ids, refused before any model
+loads) and the scanning (keyframes -> facts -> placements per media, every failure an error
+result, the scan goes on). What is written lives beside it: :mod:`serving.batch.outputs` (the
+JSONL lines of a result, the Parquet table) and :mod:`serving.batch.checkpoint` (the crash-safe
+sink and ``--resume``).
 
-Crash safety: a media's lines are appended and fsynced together, then a checkpoint line
-``{"media", "offset"}`` goes to ``<out>.progress``. ``resume=True`` truncates the output to the
-last checkpointed offset (dropping a half-written media) and skips media already done, so a
-scan killed at any instant restarts without losing or duplicating a line.
+Order per media, so a crash or a locked store never loses one: scan, then the placement store
+(if any), then the JSONL lines and the checkpoint. A media whose store write fails stops the
+scan before it is checkpointed, so ``--resume`` redoes it.
+
+Media ids: the file name by default (``--media-id stem|path`` otherwise). A file name that is
+not valid UTF-8 (Linux allows any bytes) has each undecodable byte written as the four ASCII
+characters ``\\xNN``: the file ``b"\\xff\\xfe-latin1.mp4"`` gets the id ``\\xff\\xfe-latin1.mp4``
+(:func:`printable_name`). The id is then valid text for JSON, Parquet and the store, readable,
+and the media is scanned like any other; two files that would share an id are refused up front.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from serving.facts_json import facts_to_json
+from serving.batch.checkpoint import JsonlSink
+from serving.batch.outputs import result_lines
 from serving.targeter import Targeter
 from targeting.match import FrameDecision
 from targeting.types import Placement
-from vision.errors import OnscreenError
+from vision.errors import InvalidArgument, OnscreenError
+from vision.limits import MAX_MEDIA_ID_CHARS
 from vision.prefetch import prefetch
 from vision.types import Frame, FrameFacts
 
+if TYPE_CHECKING:
+    from serving.placement_store import PlacementStore
+
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "DECODE_AHEAD",
+    "MEDIA_ID_SCHEMES",
+    "MEDIA_SUFFIXES",
+    "PROGRESS_EVERY_S",
+    "BatchSummary",
+    "MediaResult",
+    "expand_media",
+    "media_id_for",
+    "plan_media",
+    "printable_name",
+    "run_scan",
+    "scan_media",
+]
 
 MEDIA_SUFFIXES = (
     ".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".ts",
     ".jpg", ".jpeg", ".png", ".webp",
 )  # fmt: skip
 """Files picked up when a directory is given (single files are taken whatever their name)."""
+MEDIA_ID_SCHEMES = ("name", "stem", "path")
+"""What identifies a media: its file name (default), its stem, or the path as given."""
 DECODE_AHEAD = 16
 """Keyframes decoded ahead of the models (bounded: full-size RGB frames)."""
 PROGRESS_EVERY_S = 1.0
@@ -60,39 +88,21 @@ class MediaResult:
     def ok(self) -> bool:
         return self.error is None
 
-    def json_lines(self, explain: bool) -> list[str]:
-        if self.error is not None:
-            return [json.dumps({"media": self.media, "error": self.error})]
-        lines = [json.dumps(p.to_json()) for p in self.placements]
-        if explain:
-            by_t: dict[float, list[FrameDecision]] = {}
-            for d in self.decisions:
-                by_t.setdefault(d.t, []).append(d)
-            for f in self.facts:
-                decisions = [
-                    {
-                        "campaign": d.campaign,
-                        "placed": d.placed,
-                        "target": d.target,
-                        "blocked": d.blocked,
-                        "evidence": round(d.evidence, 4),
-                        "matched": [r.to_json() for r in d.matched],
-                        "blocked_by": [r.to_json() for r in d.blocking],
-                    }
-                    for d in by_t.get(f.t, [])
-                ]
-                facts = facts_to_json(f)
-                lines.append(
-                    json.dumps(
-                        {
-                            "media": self.media,
-                            "t": facts.pop("t"),
-                            "facts": facts,
-                            "decisions": decisions,
-                        }
-                    )
-                )
-        return lines
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a whole batch scan did: the media scanned now, and those a resume skipped."""
+
+    results: tuple[MediaResult, ...]
+    skipped: tuple[str, ...]
+
+    @property
+    def ok(self) -> int:
+        return sum(r.ok for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return sum(not r.ok for r in self.results)
 
 
 def expand_media(paths: Iterable[Path]) -> list[Path]:
@@ -111,14 +121,25 @@ def expand_media(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
+def printable_name(name: str) -> str:
+    """``name`` as valid Unicode: bytes of a file name that were not UTF-8 (which Python keeps
+    as lone surrogates, PEP 383) become the text ``\\xNN``; any other name is returned as is."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return name
+
+
 def media_id_for(path: Path, scheme: str = "name") -> str:
-    """The id placements are stored under: the file ``name`` (default), ``stem`` or ``path``."""
+    """The id placements are stored under: the file ``name`` (default), ``stem`` or ``path``,
+    always valid Unicode (see :func:`printable_name`)."""
     if scheme == "name":
-        return path.name
+        return printable_name(path.name)
     if scheme == "stem":
-        return path.stem
+        return printable_name(path.stem)
     if scheme == "path":
-        return str(path)
+        return printable_name(str(path))
     raise ValueError(f"media id scheme must be name, stem or path, got {scheme!r}")
 
 
@@ -129,7 +150,8 @@ def _tap(frames: Iterable[Frame], fn: Callable[[Frame], None]) -> Iterator[Frame
 
 
 def plan_media(paths: Iterable[Path], media_ids: str = "name") -> list[Path]:
-    """The files a scan will read; refuses ids that collide (one media would overwrite another).
+    """The files a scan will read; refuses ids that collide (one media would overwrite another)
+    or that are longer than ``MAX_MEDIA_ID_CHARS`` (the store would refuse them mid-scan).
 
     Cheap (no decoding), so commands call it before loading any model.
     """
@@ -137,9 +159,15 @@ def plan_media(paths: Iterable[Path], media_ids: str = "name") -> list[Path]:
     ids = [media_id_for(p, media_ids) for p in files]
     dupes = sorted({m for m in ids if ids.count(m) > 1})
     if dupes:
-        raise OnscreenError(
+        raise InvalidArgument(
             f"several files would share the media id(s) {', '.join(dupes[:5])}: "
             "use --media-id path (or stem) so each media keeps its own placements"
+        )
+    long = [m for m in ids if len(m) > MAX_MEDIA_ID_CHARS]
+    if long:
+        raise InvalidArgument(
+            f"{len(long)} media id(s) are over the {MAX_MEDIA_ID_CHARS}-character limit, the "
+            f"first: {long[0][:60]}...: use --media-id name (or stem)"
         )
     return files
 
@@ -160,9 +188,10 @@ def scan_media(
     from vision.media import load_frames
 
     start = time.perf_counter()
+    shown = printable_name(str(path))  # error texts are JSON lines and terminal output
     try:
         if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file")
+            raise FileNotFoundError(f"{shown}: no such file")
         frames: Iterable[Frame] = load_frames(
             path, media_id=media, config=targeter.pipeline.keyframes
         )
@@ -170,14 +199,15 @@ def scan_media(
             frames = _tap(frames, on_frame)
         facts = list(targeter.pipeline.analyzer.analyze(prefetch(frames, DECODE_AHEAD)))
         if not facts:
-            raise OnscreenError(f"{path}: no frames could be decoded")
+            raise OnscreenError(f"{shown}: no frames could be decoded")
         placements = targeter.place(facts, media=media, today=today)
         decisions = targeter.explain(facts, today=today) if explain else []
     except (OnscreenError, OSError) as exc:
-        return MediaResult(media, path, error=str(exc), seconds=time.perf_counter() - start)
+        msg = printable_name(str(exc))
+        return MediaResult(media, path, error=msg, seconds=time.perf_counter() - start)
     except Exception as exc:  # a bug must not stop a night's scan; it is logged in full
-        log.exception("unexpected failure on %s", path)
-        msg = f"{path}: internal error {type(exc).__name__}: {exc}"
+        log.exception("unexpected failure on %s", shown)
+        msg = printable_name(f"{shown}: internal error {type(exc).__name__}: {exc}")
         return MediaResult(media, path, error=msg, seconds=time.perf_counter() - start)
     return MediaResult(
         media,
@@ -190,87 +220,6 @@ def scan_media(
     )
 
 
-@dataclass
-class JsonlSink:
-    """Appends each media's lines atomically-enough (one write + fsync) with a checkpoint."""
-
-    path: Path
-    resume: bool = False
-    done: set[str] = field(default_factory=set)
-
-    def __post_init__(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.progress = self.path.with_name(self.path.name + ".progress")
-        offset = 0
-        if self.resume and self.progress.exists():
-            for line in self.progress.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    break  # a torn last checkpoint line: everything before it stands
-                self.done.add(rec["media"])
-                offset = int(rec["offset"])
-        if not self.resume:
-            self.progress.unlink(missing_ok=True)
-        self._out = open(self.path, "ab" if self.resume else "wb")  # noqa: SIM115
-        if self.resume:
-            self._out.truncate(offset)
-            self._out.seek(offset)
-        self._progress = open(self.progress, "a")  # noqa: SIM115
-
-    def write(self, media: str, lines: Sequence[str]) -> None:
-        data = "".join(line + "\n" for line in lines).encode()
-        self._out.write(data)
-        self._out.flush()
-        os.fsync(self._out.fileno())
-        self._progress.write(json.dumps({"media": media, "offset": self._out.tell()}) + "\n")
-        self._progress.flush()
-        os.fsync(self._progress.fileno())
-        self.done.add(media)
-
-    def close(self) -> None:
-        self._out.close()
-        self._progress.close()
-
-
-def write_parquet(path: Path, results: Sequence[MediaResult]) -> None:
-    """Placements as a Parquet table (reasons as a JSON string column), written atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    rows = [p.to_json() for r in results for p in r.placements]
-    table = pa.table(
-        {
-            "media": [r["media"] for r in rows],
-            "campaign": [r["campaign"] for r in rows],
-            "start_s": pa.array([r["start_s"] for r in rows], pa.float64()),
-            "end_s": pa.array([r["end_s"] for r in rows], pa.float64()),
-            "score": pa.array([r["score"] for r in rows], pa.float64()),
-            "rank": pa.array([r["rank"] for r in rows], pa.int32()),
-            "bid_cpm": pa.array([r["bid_cpm"] for r in rows], pa.float64()),
-            "advertiser": [r["advertiser"] for r in rows],
-            "reasons_json": [json.dumps(r["reasons"]) for r in rows],
-        }
-    )
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
-@dataclass(frozen=True)
-class ScanSummary:
-    results: tuple[MediaResult, ...]
-    skipped: tuple[str, ...]
-
-    @property
-    def ok(self) -> int:
-        return sum(r.ok for r in self.results)
-
-    @property
-    def failed(self) -> int:
-        return sum(not r.ok for r in self.results)
-
-
 def run_scan(
     targeter: Targeter,
     paths: Sequence[Path],
@@ -280,10 +229,17 @@ def run_scan(
     explain: bool = False,
     resume: bool = False,
     media_ids: str = "name",
+    store: PlacementStore | None = None,
     on_result: Callable[[MediaResult], None] | None = None,
     progress: bool = True,
-) -> ScanSummary:
-    """Scan every media in order, writing as it goes; see the module doc for crash safety."""
+) -> BatchSummary:
+    """Scan every media in order, writing as it goes; see the module doc for the write order.
+
+    ``store``: each media scanned without error replaces its placements there *before* its
+    lines are checkpointed (a media that failed keeps what an earlier good scan stored). A
+    store that stays locked past its wait raises ``PlacementStoreError``: the scan stops, the
+    media in progress is not checkpointed, and ``resume=True`` later redoes it.
+    """
     from tqdm import tqdm
 
     files = plan_media(paths, media_ids)
@@ -297,10 +253,11 @@ def run_scan(
             if media in sink.done:
                 skipped.append(media)
                 continue
-            bar.set_postfix_str(path.name[:40])
+            name = printable_name(path.name)[:40]
+            bar.set_postfix_str(name)
             shown = [time.monotonic()]
 
-            def on_frame(frame: Frame, name: str = path.name[:40], shown: list = shown) -> None:
+            def on_frame(frame: Frame, name: str = name, shown: list = shown) -> None:
                 now = time.monotonic()
                 if now - shown[0] >= PROGRESS_EVERY_S:  # a long video shows where it is
                     shown[0] = now
@@ -309,7 +266,9 @@ def run_scan(
             result = scan_media(
                 targeter, path, media, today=today, explain=explain, on_frame=on_frame
             )
-            sink.write(media, result.json_lines(explain))
+            if store is not None and result.ok:
+                store.replace_media(result.media, result.placements)
+            sink.write(media, result_lines(result, explain=explain))
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -317,4 +276,4 @@ def run_scan(
                 bar.write(f"error: {result.error}")
     finally:
         sink.close()
-    return ScanSummary(tuple(results), tuple(skipped))
+    return BatchSummary(tuple(results), tuple(skipped))

@@ -3,6 +3,11 @@
 Each command module exposes ``register(subparsers)`` which adds its parser and sets
 ``func=run`` where ``run(args) -> int`` returns the exit code. Errors of our own
 (``OnscreenError``) become a one-line message on stderr and exit code 2, never a traceback.
+
+Usage errors are one line too, argparse's ``onscreen scan: error: ...`` (exit 2) without the
+usage block: each value is checked by its ``type=`` (:mod:`serving.commands.arg_types`) when
+parsed, and what needs several values together raises ``InvalidArgument`` from the command's
+first step, before any model loads; both read the same.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import importlib
 import logging
 import os
 import sys
+from typing import NoReturn
 
-from vision.errors import OnscreenError
+from vision.errors import InvalidArgument, OnscreenError
 
 COMMANDS = ("analyze", "weights", "rules", "scan", "serve", "target")
 """Subcommand modules under ``serving.commands``, in the order ``--help`` lists them
@@ -27,8 +33,16 @@ def _configure_offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit 2): scripts and logs
+    get the reason, people get ``--help`` for the rest. Subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="onscreen",
         description="Contextual advertising from what is on screen.",
     )
@@ -61,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `onscreen ... | head`: the reader left, nothing is wrong
         sys.stderr.close()
         return 0
+    except InvalidArgument as exc:  # the arguments, checked before any work
+        print(f"onscreen {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except OnscreenError as exc:
         print(f"onscreen {args.command}: {exc}", file=sys.stderr)
         return 2

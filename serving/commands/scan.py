@@ -7,8 +7,16 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from serving.batch.scan import MediaResult, plan_media, run_scan, write_parquet
-from serving.commands.model_options import add_model_options, pipeline_config_for_rules
+from serving.batch.outputs import write_parquet
+from serving.batch.scan import MEDIA_ID_SCHEMES, MediaResult, plan_media, run_scan
+from serving.commands.arg_types import existing_dir, output_file, positive_seconds
+from serving.commands.model_options import (
+    add_model_options,
+    check_model_options,
+    pipeline_config_for_rules,
+)
+from serving.placement_store import DEFAULT_BUSY_TIMEOUT_S, DEFAULT_WRITE_WAIT_S
+from vision.errors import InvalidArgument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,19 +26,40 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Keyframes -> facts -> placements for each media. One JSON line per placement, one "
             '{"media", "error"} line per media that could not be read (the scan goes on). '
-            "Exit 0 if at least one media was scanned, 1 if none was."
+            "Every argument is checked before any model loads. Models: the face/safety "
+            "detector always; reference-logo matching when the rules have brands/; CLIP only "
+            "when the rules use concepts, IAB or prompt safety (its weights must be fetched, "
+            "or pass --random-weights). Exit 0 if at least one media was scanned, 1 if none "
+            "was, 2 for a usage or input error or a placement store that stayed locked by "
+            "another writer past --store-wait (one line; the media in progress is not "
+            "checkpointed, so --resume redoes it)."
         ),
     )
     p.add_argument("media", nargs="+", type=Path, help="video/image files or directories")
     p.add_argument(
-        "--rules", type=Path, required=True, help="rules directory (campaigns/, brands/)"
+        "--rules", type=existing_dir, required=True, help="rules directory (campaigns/, brands/)"
     )
-    p.add_argument("--out", type=Path, required=True, help="JSONL output file")
-    p.add_argument("--parquet", type=Path, help="also write placements as a Parquet table here")
+    p.add_argument(
+        "--out",
+        type=output_file,
+        required=True,
+        help="JSONL output file (missing parent directories are created)",
+    )
+    p.add_argument(
+        "--parquet", type=output_file, help="also write placements as a Parquet table here"
+    )
     p.add_argument(
         "--store",
-        type=Path,
+        type=output_file,
         help="placement store (SQLite) to upsert into, for the server's LookupPlacements",
+    )
+    p.add_argument(
+        "--store-wait",
+        type=positive_seconds,
+        default=DEFAULT_WRITE_WAIT_S,
+        metavar="SECONDS",
+        help="how long to wait for another writer of the store before giving up "
+        f"(default {DEFAULT_WRITE_WAIT_S:g})",
     )
     p.add_argument("--explain", action="store_true", help="add per-keyframe facts and decisions")
     p.add_argument("--resume", action="store_true", help="continue a scan that was interrupted")
@@ -39,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--media-id",
-        choices=("name", "stem", "path"),
+        choices=MEDIA_ID_SCHEMES,
         default="name",
         help="what identifies a media in the output and the store (default: file name)",
     )
@@ -54,30 +83,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check(args: argparse.Namespace) -> None:
+    """What the argument types cannot see alone; raises InvalidArgument before any work."""
+    check_model_options(args)
+    outputs = {"--out": args.out, "--parquet": args.parquet, "--store": args.store}
+    given = {name: p.absolute() for name, p in outputs.items() if p is not None}
+    seen: dict[Path, str] = {}
+    for name, p in given.items():
+        if p in seen:
+            raise InvalidArgument(f"{seen[p]} and {name} name the same file {p}")
+        seen[p] = name
+    plan_media(args.media, args.media_id)  # media ids that collide or are too long
+
+
 def run(args: argparse.Namespace) -> int:
     from serving.targeter import Targeter
     from targeting.rules_loader import load_rules
     from vision.pipeline import build_pipeline
 
-    plan_media(args.media, args.media_id)  # fail before loading models
+    check(args)  # fail before loading models
     rules = load_rules(args.rules)
     cfg = pipeline_config_for_rules(args, rules)
-    pipeline = build_pipeline(cfg)
-    for line in pipeline.notices:
-        print(f"note: {line}", file=sys.stderr)
-    targeter = Targeter(pipeline, rules)
     store = None
-    if args.store:
+    if args.store:  # opened before the models: a file that is not a store fails in a second
         from serving.placement_store import PlacementStore
 
-        store = PlacementStore(args.store)
-
-    def on_result(result: MediaResult) -> None:
-        # a media that failed keeps what an earlier good scan stored for it
-        if store is not None and result.ok:
-            store.replace_media(result.media, result.placements)
-
+        store = PlacementStore(
+            args.store,
+            busy_timeout_s=min(DEFAULT_BUSY_TIMEOUT_S, args.store_wait),
+            write_wait_s=args.store_wait,
+            on_wait=lambda line: print(f"onscreen scan: {line}", file=sys.stderr),
+        )
     try:
+        pipeline = build_pipeline(cfg)
+        for line in pipeline.notices:
+            print(f"note: {line}", file=sys.stderr)
+        targeter = Targeter(pipeline, rules)
         summary = run_scan(
             targeter,
             args.media,
@@ -87,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             media_ids=args.media_id,
             progress=not args.quiet,
-            on_result=on_result,
+            store=store,
         )
     finally:
         if store is not None:

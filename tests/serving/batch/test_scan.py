@@ -1,13 +1,15 @@
-"""Batch scanning pieces that need no model: media discovery, ids, the crash-safe sink."""
+"""Batch scan planning that needs no model: media discovery, media ids, refusals up front."""
 
 from __future__ import annotations
 
-import json
+import os
 from pathlib import Path
 
 import pytest
 
-from serving.batch.scan import JsonlSink, expand_media, media_id_for
+from serving.batch.scan import expand_media, media_id_for, plan_media, printable_name
+from vision.errors import InvalidArgument
+from vision.limits import MAX_MEDIA_ID_CHARS
 
 
 def test_expand_media_recurses_sorted_and_keeps_missing_paths(tmp_path: Path) -> None:
@@ -31,33 +33,6 @@ def test_unknown_media_id_scheme() -> None:
         media_id_for(Path("v.mp4"), "hash")
 
 
-def test_sink_resume_truncates_a_torn_media_and_remembers_done_ones(tmp_path: Path) -> None:
-    out = tmp_path / "o.jsonl"
-    sink = JsonlSink(out)
-    sink.write("a", ['{"media": "a", "campaign": "x"}'])
-    sink.write("b", [])  # a media with no placement still counts as done
-    sink.close()
-    with open(out, "a") as f:
-        f.write('{"media": "c", "camp')  # killed mid-write
-    with open(out.with_name("o.jsonl.progress"), "a") as f:
-        f.write('{"media": "c", "off')  # and mid-checkpoint
-    resumed = JsonlSink(out, resume=True)
-    assert resumed.done == {"a", "b"}
-    resumed.write("c", ['{"media": "c", "error": "x"}'])
-    resumed.close()
-    lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert lines == [{"media": "a", "campaign": "x"}, {"media": "c", "error": "x"}]
-
-
-def test_sink_without_resume_starts_fresh(tmp_path: Path) -> None:
-    out = tmp_path / "o.jsonl"
-    out.write_text('{"old": 1}\n')
-    sink = JsonlSink(out)
-    assert sink.done == set()
-    sink.close()
-    assert out.read_text() == ""
-
-
 def test_duplicate_media_ids_are_refused_before_scanning(tmp_path: Path, capsys) -> None:
     from serving.commands.cli import main
 
@@ -71,3 +46,22 @@ def test_duplicate_media_ids_are_refused_before_scanning(tmp_path: Path, capsys)
     )  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and "same.jpg" in err and "--media-id path" in err
+
+
+def test_non_utf8_file_names_get_an_escaped_readable_id(tmp_path: Path) -> None:
+    raw = os.fsencode(tmp_path) + b"/\xff\xfe-latin1.mp4"
+    path = Path(os.fsdecode(raw))
+    assert media_id_for(path) == "\\xff\\xfe-latin1.mp4"  # backslash, x, f, f: valid text
+    assert media_id_for(path, "stem") == "\\xff\\xfe-latin1"
+    assert media_id_for(path).encode("utf-8")
+    assert media_id_for(path, "path").encode("utf-8").endswith(b"\\xff\\xfe-latin1.mp4")
+    assert printable_name("caf\u00e9.mp4") == "caf\u00e9.mp4"  # valid UTF-8 names are untouched
+
+
+def test_media_ids_over_the_limit_are_refused_before_scanning(tmp_path: Path) -> None:
+    deep = tmp_path.joinpath(*["d" * 200] * 6)
+    deep.mkdir(parents=True)
+    (deep / "v.mp4").write_bytes(b"x")
+    assert plan_media([tmp_path]) == [deep / "v.mp4"]
+    with pytest.raises(InvalidArgument, match=f"over the {MAX_MEDIA_ID_CHARS}-character limit"):
+        plan_media([tmp_path], "path")

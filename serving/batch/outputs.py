@@ -1,0 +1,83 @@
+"""What a scan writes for each media: its JSONL lines, and the Parquet table of a whole scan.
+
+JSONL contract (DESIGN.md): one JSON object a line; a placement is
+``{"media", "campaign", "start_s", "end_s", "score", "reasons": [...]}`` (plus extra fields),
+a media that could not be processed is ``{"media", "error"}``. With ``explain`` each keyframe
+adds ``{"media", "t", "facts", "decisions"}``. Lines are ASCII (``json.dumps`` escapes the
+rest), so any media id, even one escaped from a non-UTF-8 file name, is written safely.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from serving.facts_json import facts_to_json
+from targeting.match import FrameDecision
+from vision.atomic_write import atomic_write
+
+if TYPE_CHECKING:
+    from serving.batch.scan import MediaResult
+
+__all__ = ["result_lines", "write_parquet"]
+
+
+def _decision_json(d: FrameDecision) -> dict:
+    return {
+        "campaign": d.campaign,
+        "placed": d.placed,
+        "target": d.target,
+        "blocked": d.blocked,
+        "evidence": round(d.evidence, 4),
+        "matched": [r.to_json() for r in d.matched],
+        "blocked_by": [r.to_json() for r in d.blocking],
+    }
+
+
+def result_lines(result: MediaResult, *, explain: bool) -> list[str]:
+    """The JSONL lines of one media: an error line, or its placements (rank order) followed,
+    with ``explain``, by one line per keyframe with its facts and every campaign's decision."""
+    if result.error is not None:
+        return [json.dumps({"media": result.media, "error": result.error})]
+    lines = [json.dumps(p.to_json()) for p in result.placements]
+    if explain:
+        by_t: dict[float, list[FrameDecision]] = {}
+        for d in result.decisions:
+            by_t.setdefault(d.t, []).append(d)
+        for f in result.facts:
+            facts = facts_to_json(f)
+            t = facts.pop("t")
+            decisions = [_decision_json(d) for d in by_t.get(f.t, [])]
+            lines.append(
+                json.dumps({"media": result.media, "t": t, "facts": facts, "decisions": decisions})
+            )
+    return lines
+
+
+def write_parquet(path: Path, results: Sequence[MediaResult]) -> None:
+    """Placements as a Parquet table (reasons as a JSON string column), written atomically and
+    durably (:func:`vision.atomic_write.atomic_write`): a reader never sees half a table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [p.to_json() for r in results for p in r.placements]
+    table = pa.table(
+        {
+            "media": [r["media"] for r in rows],
+            "campaign": [r["campaign"] for r in rows],
+            "start_s": pa.array([r["start_s"] for r in rows], pa.float64()),
+            "end_s": pa.array([r["end_s"] for r in rows], pa.float64()),
+            "score": pa.array([r["score"] for r in rows], pa.float64()),
+            "rank": pa.array([r["rank"] for r in rows], pa.int32()),
+            "bid_cpm": pa.array([r["bid_cpm"] for r in rows], pa.float64()),
+            "advertiser": [r["advertiser"] for r in rows],
+            "reasons_json": [json.dumps(r["reasons"]) for r in rows],
+        }
+    )
+
+    def write(f: BinaryIO) -> None:
+        pq.write_table(table, f)
+
+    atomic_write(path, write)
