@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
         store = PlacementStore(
             args.store,
-            busy_timeout_s=min(DEFAULT_BUSY_TIMEOUT_S, args.store_wait),
+            busy_timeout_s=min(DEFAULT_BUSY_TIMEOUT_S, args.store_wait / 4),  # a line per try
             write_wait_s=args.store_wait,
             on_wait=lambda line: print(f"onscreen scan: {line}", file=sys.stderr),
         )

@@ -385,3 +385,54 @@ def test_lookup_latency_with_10k_media(tmp_path: Path) -> None:
         # expected ~20-40 us on one core; the bound is generous for a shared CI machine
         assert mean_us < 1000, f"lookup ({name}) took {mean_us:.0f} us per call on average"
     print(f"10k replace_media calls: {write_s:.2f} s")
+
+
+# --- another writer holds the lock ---------------------------------------------------------------
+
+
+def test_a_writer_locked_out_past_the_wait_gets_one_clear_error(tmp_path: Path) -> None:
+    from tests.serving.store_lock import write_lock_held
+
+    path = tmp_path / "p.db"
+    PlacementStore(path).close()
+    waits: list[str] = []
+    with (
+        write_lock_held(path),
+        PlacementStore(path, busy_timeout_s=0.1, write_wait_s=0.5, on_wait=waits.append) as s,
+    ):
+        start = time.monotonic()
+        with pytest.raises(PlacementStoreError) as info:
+            s.replace_media("v.mp4", [placement("v.mp4", "c", 0, 1)])
+        assert 0.5 <= time.monotonic() - start < 5
+    msg = str(info.value)
+    assert f"placement store {path} stayed locked by another writer for " in msg
+    assert "(storing 'v.mp4')" in msg and "then rerun with --resume" in msg
+    assert waits and all(f"placement store {path} is locked by another writer" in w for w in waits)
+    with PlacementStore(path) as s:
+        assert s.lookup("v.mp4") is None  # nothing half-written
+
+
+def test_a_writer_waits_for_a_lock_that_is_released(tmp_path: Path) -> None:
+    from tests.serving.store_lock import release, write_lock_held
+
+    path = tmp_path / "p.db"
+    PlacementStore(path).close()
+    waits: list[str] = []
+    with (
+        write_lock_held(path) as holder,
+        PlacementStore(path, busy_timeout_s=0.2, write_wait_s=30, on_wait=waits.append) as s,
+    ):
+        timer = threading.Timer(0.7, release, (holder,))
+        timer.start()
+        try:
+            s.replace_media("v.mp4", [placement("v.mp4", "c", 0, 1)])
+        finally:
+            timer.join()
+        assert [p.campaign for p in s.lookup("v.mp4") or []] == ["c"]
+    assert waits and "retrying (attempt 1)" in waits[0]
+
+
+@pytest.mark.parametrize("write_wait_s", [-1.0, math.nan, math.inf])
+def test_write_wait_must_be_finite(tmp_path: Path, write_wait_s: float) -> None:
+    with pytest.raises(ValueError, match="write_wait_s must be a finite number >= 0"):
+        PlacementStore(tmp_path / "p.db", write_wait_s=write_wait_s)

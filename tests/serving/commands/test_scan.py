@@ -1,0 +1,184 @@
+"""``onscreen scan`` as a user runs it: every bad argument refused in one line before any model
+loads; face-only rules (no brands/) run; a locked store is waited for, then refused in one line
+without losing the media; a file name that is not UTF-8 is scanned under an escaped id."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from serving.commands.cli import main
+from serving.placement_store import PlacementStore
+
+FACE_CAMPAIGN = "id: presenter\ntarget:\n  all:\n    - face: {min_count: 1, min_area: 0.01}\n"
+BAD_NAME = b"\xff\xfe-latin1.mp4"
+BAD_NAME_ID = "\\xff\\xfe-latin1.mp4"  # backslash x f f: what the id reads as
+
+
+def face_rules(root: Path, brands: str = "absent") -> Path:
+    """A rules directory with one face campaign and no brands/ (or an empty one)."""
+    (root / "campaigns").mkdir(parents=True)
+    (root / "campaigns" / "presenter.yaml").write_text(FACE_CAMPAIGN)
+    if brands == "empty":
+        (root / "brands").mkdir()
+    return root
+
+
+def scan(*argv: str | Path) -> int:
+    return main(["scan", *map(str, argv), "--quiet"])
+
+
+def exit_code(argv: list[str]) -> int:
+    """``onscreen ARGV``'s exit code, whether argparse exits or ``main`` returns."""
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+
+
+def lines_of(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def no_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if a model would load: an argument check came too late."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("models were loaded before the arguments were checked")
+
+    monkeypatch.setattr("vision.pipeline.build_pipeline", refuse)
+
+
+# --- arguments: one line, exit 2, before any work ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--interval", "0"], "argument --interval: must be a finite number of seconds > 0, got '0'"),
+        (["--interval", "nan"], "argument --interval: must be a finite number of seconds > 0, got 'nan'"),
+        (["--interval", "inf"], "argument --interval: must be a finite number of seconds > 0, got 'inf'"),
+        (["--interval", "-1"], "argument --interval: must be a finite number of seconds > 0"),
+        (["--interval", "soon"], "argument --interval: must be a number of seconds, got 'soon'"),
+        (["--batch-size", "0"], "argument --batch-size: must be a whole number >= 1, got '0'"),
+        (["--batch-size", "2.5"], "argument --batch-size: must be a whole number >= 1, got '2.5'"),
+        (["--out", "{tmp}"], "argument --out: {tmp}: is a directory, expected a file name"),
+        (["--out", "{tmp}/sub/"], "argument --out: {tmp}/sub/: is a directory, expected a file name"),
+        (["--parquet", "{tmp}"], "argument --parquet: {tmp}: is a directory, expected a file name"),
+        (["--store", "{tmp}"], "argument --store: {tmp}: is a directory, expected a file name"),
+        (["--out", "{tmp}/file.txt/o.jsonl"], "argument --out: {tmp}/file.txt/o.jsonl: {tmp}/file.txt is not a directory"),
+        (["--out", "/sys/onscreen/o.jsonl"], "argument --out: /sys/onscreen/o.jsonl: cannot create a file in /sys: Permission denied"),
+        (["--parquet", "/sys/p.parquet"], "argument --parquet: /sys/p.parquet: cannot create a file in /sys: Permission denied"),
+        (["--rules", "/nonexistent"], "argument --rules: /nonexistent: no such directory"),
+        (["--rules", "{tmp}/file.txt"], "argument --rules: {tmp}/file.txt: not a directory"),
+        (["--store-wait", "nan"], "argument --store-wait: must be a finite number of seconds > 0"),
+        (["--random-weights", "--no-clip"], "--random-weights and --no-clip contradict each other"),
+        (["--parquet", "{tmp}/o.jsonl"], "--out and --parquet name the same file"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_exit_2_with_one_line_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_models: None, argv, expected
+) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    given = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    out = tmp_path / "o.jsonl"
+    defaults = {"--rules": str(face_rules(tmp_path / "rules")), "--out": str(out)}
+    base = [x for flag, value in defaults.items() if flag not in given for x in (flag, value)]
+    code = exit_code(["scan", str(tmp_path / "file.txt"), *base, *given, "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1, err  # one line: no usage block, no traceback
+    assert err.startswith("onscreen scan: error: "), err
+    assert expected.replace("{tmp}", str(tmp_path)) in err
+    assert not out.exists()  # nothing was written: the scan never started
+
+
+# --- real scans (the face detector on real photos) -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory, real_images: dict[str, Path]) -> Path:
+    """A 2 s, 5 fps video of zidane.jpg (two large faces), 640x360."""
+    from tests.conftest import read_rgb
+    from vision.video_write import write_video
+
+    frame = cv2.resize(read_rgb(real_images["zidane"]), (640, 360), interpolation=cv2.INTER_AREA)
+    path = tmp_path_factory.mktemp("clip") / "zidane.mp4"
+    return write_video(path, [frame] * 10, fps=5.0)
+
+
+@pytest.mark.parametrize("brands", ["absent", "empty"])
+def test_face_only_rules_scan_without_brands(
+    tmp_path: Path, real_images: dict[str, Path], brands: str
+) -> None:
+    rules = face_rules(tmp_path / "rules", brands)
+    assert main(["rules", "check", str(rules)]) == 0  # what rules check accepts must run
+    out = tmp_path / "o.jsonl"
+    assert scan(real_images["zidane"], "--rules", rules, "--out", out) == 0
+    (p,) = lines_of(out)
+    assert (p["media"], p["campaign"]) == ("zidane.jpg", "presenter")
+    assert p["reasons"] and all(r["kind"] == "face" for r in p["reasons"])
+
+
+def test_locked_store_fails_in_one_line_and_resume_stores_the_media(
+    tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.serving.store_lock import write_lock_held
+
+    rules = face_rules(tmp_path / "rules")
+    out, store = tmp_path / "o.jsonl", tmp_path / "p.sqlite"
+    PlacementStore(store).close()
+    argv = [clip, "--rules", rules, "--out", out, "--store", store, "--store-wait", "1"]
+    with write_lock_held(store):
+        start = time.monotonic()
+        code = scan(*argv)
+        assert time.monotonic() - start < 120
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert err[-1].startswith(f"onscreen scan: placement store {store} stayed locked by another")
+    assert "then rerun with --resume" in err[-1] and "Traceback" not in "\n".join(err)
+    assert any("is locked by another writer; waited" in line for line in err[:-1])
+    # neither its lines nor its checkpoint were written: the store comes first
+    assert out.read_text() == "" and out.with_name("o.jsonl.progress").read_text() == ""
+    with PlacementStore(store) as s:
+        assert s.lookup("zidane.mp4") is None
+    assert scan(*argv, "--resume") == 0  # the lock is gone: resume redoes the media
+    placements = [x for x in lines_of(out) if "campaign" in x]
+    assert [p["campaign"] for p in placements] == ["presenter"]
+    with PlacementStore(store) as s:
+        stored = s.lookup("zidane.mp4")
+        assert stored is not None and [p.campaign for p in stored] == ["presenter"]
+
+
+def test_a_file_name_that_is_not_utf8_is_scanned_under_an_escaped_id(
+    tmp_path: Path, clip: Path, real_images: dict[str, Path]
+) -> None:
+    media = tmp_path / "media"
+    media.mkdir()
+    bad = Path(os.fsdecode(os.fsencode(media) + b"/" + BAD_NAME))
+    bad.write_bytes(clip.read_bytes())
+    missing = Path(os.fsdecode(os.fsencode(media) + b"/\xff-gone.mp4"))
+    out, store, parquet = tmp_path / "o.jsonl", tmp_path / "p.sqlite", tmp_path / "p.parquet"
+    rules = face_rules(tmp_path / "rules")
+    code = scan(
+        media, missing, "--rules", rules, "--out", out, "--store", store, "--parquet", parquet
+    )
+    assert code == 0
+    raw = out.read_bytes()
+    raw.decode("ascii")  # JSON escapes everything: valid text whatever the file names
+    lines = lines_of(out)
+    placed = [x for x in lines if "campaign" in x]
+    assert [p["media"] for p in placed] == [BAD_NAME_ID]
+    (error,) = [x for x in lines if "error" in x]
+    assert error["media"] == "\\xff-gone.mp4" and "\\xff-gone.mp4: no such file" in error["error"]
+    with PlacementStore(store) as s:
+        assert s.media_ids() == [BAD_NAME_ID]
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(parquet).column("media").to_pylist() == [BAD_NAME_ID]
