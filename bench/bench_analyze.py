@@ -58,9 +58,9 @@ def main() -> int:
 
     from vision.analyze import Analyzer
     from vision.clip_embedder import ClipEmbedder
-    from vision.detectors import face_safety_detector
+    from vision.detectors import DEFAULT_DETECTOR_IMGSZ, face_safety_detector
     from vision.logo_matcher import LogoMatcher
-    from vision.pipeline import DEFAULT_DETECTOR_CONF, DEFAULT_DETECTOR_IMGSZ
+    from vision.pipeline import DEFAULT_DETECTOR_CONF
     from vision.types import Frame
     from vision.weights import resolve
 

@@ -55,8 +55,11 @@ DEFAULT_CONF = 0.25
 """Lowest class score kept (0..1)."""
 DEFAULT_IOU = 0.45
 """IoU (0..1) above which NMS merges two boxes of one class."""
-DEFAULT_IMGSZ = 640
-"""Side in pixels of the square the model input is letterboxed into."""
+DEFAULT_DETECTOR_IMGSZ = 480
+"""Side in pixels of the square a detector's input is letterboxed into, the one default for
+every detector (the pipeline, the benchmarks, a ``Detector`` built by hand). NudeNet was
+trained at 320 (``NUDENET_TRAINED_IMGSZ``), but at 320 a 1280x720 frame's faces shrink below
+what it finds (zidane.jpg: no face at 320, both at 480). 480 costs ~2.25x the compute of 320."""
 MIN_IMGSZ, MAX_IMGSZ = 32, 2048
 """Bounds of ``imgsz`` in pixels (a multiple of 32, the YOLO stride)."""
 MAX_BATCH = 32
@@ -92,10 +95,11 @@ FACE_LABELS: Mapping[str, str] = {"FACE_FEMALE": "face_female", "FACE_MALE": "fa
 """NudeNet face classes -> our face labels (kind ``face``)."""
 FACE_SAFETY_WEIGHTS = "nudenet-320n"
 """Manifest name of the NudeNet weights."""
-FACE_SAFETY_IMGSZ = 320
-"""NudeNet 320n's training resolution. Faces under ~1/8 of the frame's longer side are
-mostly missed at this size (measured: none of zidane.jpg's two at conf 0.25); a larger
-``imgsz`` finds more small faces at ~(imgsz/320)^2 the cost and more false boxes."""
+NUDENET_TRAINED_IMGSZ = 320
+"""NudeNet 320n's training resolution (a fact about the model, not a default). Faces under
+~1/8 of the frame's longer side are mostly missed at this size (measured: none of zidane.jpg's
+two at conf 0.25); a larger ``imgsz`` finds more small faces at ~(imgsz/320)^2 the cost and
+more false boxes, hence ``DEFAULT_DETECTOR_IMGSZ``."""
 
 
 def _prepare_ultralytics_env() -> None:
@@ -160,7 +164,7 @@ class Detector:
         kind_of: Callable[[str], DetectionKind] = _all_objects,
         conf: float = DEFAULT_CONF,
         iou: float = DEFAULT_IOU,
-        imgsz: int = DEFAULT_IMGSZ,
+        imgsz: int = DEFAULT_DETECTOR_IMGSZ,
         device: str = "auto",
         max_det: int = MAX_DET,
         fetch_hint: str | None = None,
@@ -333,7 +337,7 @@ def face_safety_detector(
     *,
     conf: float = DEFAULT_CONF,
     iou: float = DEFAULT_IOU,
-    imgsz: int = FACE_SAFETY_IMGSZ,
+    imgsz: int = DEFAULT_DETECTOR_IMGSZ,
     device: str = "auto",
 ) -> Detector:
     """The NudeNet 320n detector: faces (kind ``face``, labels ``face_female``/``face_male``),
@@ -371,13 +375,13 @@ def face_safety_detector(
 
 __all__ = [
     "DEFAULT_CONF",
-    "DEFAULT_IMGSZ",
+    "DEFAULT_DETECTOR_IMGSZ",
     "DEFAULT_IOU",
     "FACE_LABELS",
-    "FACE_SAFETY_IMGSZ",
     "FACE_SAFETY_WEIGHTS",
     "MAX_BATCH",
     "NUDENET_CLASSES",
+    "NUDENET_TRAINED_IMGSZ",
     "NUDITY_LABELS",
     "Detector",
     "face_safety_detector",

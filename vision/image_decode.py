@@ -52,6 +52,17 @@ EXIF_ORIENTATION_TAG = 0x0112
 """EXIF tag holding the orientation (1..8) a camera recorded instead of rotating pixels."""
 
 
+def _over_limit(value: int, limit: int, unit: str, exact_unit: str, decimals: int = 1) -> str:
+    """``"30.0 MB, over the 21.0 MB limit"``, in millions of ``unit``; when rounding would
+    print the same number twice (20971521 bytes against 20971520), exact counts instead:
+    ``"20971521 bytes, over the 20971520-byte limit"``, so the message never contradicts
+    itself."""
+    shown, cap = f"{value / 1e6:.{decimals}f}", f"{limit / 1e6:.{decimals}f}"
+    if shown != cap:
+        return f"{shown} {unit}, over the {cap} {unit} limit"
+    return f"{value} {exact_unit}, over the {limit}-{exact_unit.rstrip('s')} limit"
+
+
 def _jpeg_layout(data: bytes, source: str) -> tuple[int, int, int]:
     """Walk a JPEG's marker segments: ``(width, height, offset of the first scan's data)``.
 
@@ -232,14 +243,11 @@ def decode_image(
     if not data:
         raise MediaError(f"{source}: empty (0 bytes)")
     if len(data) > max_bytes:
-        raise MediaError(
-            f"{source}: image is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit"
-        )
+        raise MediaError(f"{source}: image is {_over_limit(len(data), max_bytes, 'MB', 'bytes')}")
     fmt, w, h = image_size(data, source)
     if w * h > max_pixels:
         raise MediaError(
-            f"{source}: image is {w}x{h} = {w * h / 1e6:.0f} MP, "
-            f"over the {max_pixels / 1e6:.0f} MP limit"
+            f"{source}: image is {w}x{h} = {_over_limit(w * h, max_pixels, 'MP', 'pixels', 0)}"
         )
     _check_complete(fmt, data, source)
     flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
@@ -275,9 +283,7 @@ def read_image_file(
         if not p.is_file():
             raise MediaError(f"{p}: not a file")
         if size > max_bytes:
-            raise MediaError(
-                f"{p}: image is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit"
-            )
+            raise MediaError(f"{p}: image is {_over_limit(size, max_bytes, 'MB', 'bytes')}")
         data = p.read_bytes()
     except FileNotFoundError:
         raise MediaError(f"{p}: no such file") from None

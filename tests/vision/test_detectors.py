@@ -10,8 +10,9 @@ import pytest
 
 from tests.conftest import read_rgb
 from vision.detectors import (
-    FACE_SAFETY_IMGSZ,
+    DEFAULT_DETECTOR_IMGSZ,
     NUDENET_CLASSES,
+    NUDENET_TRAINED_IMGSZ,
     NUDITY_LABELS,
     Detector,
     _nudenet_kind,
@@ -43,7 +44,8 @@ def nudenet_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def detector(nudenet_path: Path) -> Detector:
-    return face_safety_detector(nudenet_path, device="cpu")
+    """The model at its trained size: what it finds there is a property of the weights."""
+    return face_safety_detector(nudenet_path, device="cpu", imgsz=NUDENET_TRAINED_IMGSZ)
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +63,26 @@ def _faces(dets):
 
 
 def test_labels_kinds_and_model_classes(detector: Detector) -> None:
-    assert detector.imgsz == FACE_SAFETY_IMGSZ == 320
+    assert detector.imgsz == NUDENET_TRAINED_IMGSZ == 320
     assert tuple(detector.model_names[i] for i in range(18)) == NUDENET_CLASSES
     assert set(NUDITY_LABELS) <= set(NUDENET_CLASSES)
     kinds = {name: _nudenet_kind(detector.labels[i]) for i, name in enumerate(NUDENET_CLASSES)}
     assert {n for n, k in kinds.items() if k == "face"} == {"FACE_FEMALE", "FACE_MALE"}
     assert {n for n, k in kinds.items() if k == "safety"} == set(NUDITY_LABELS)
     assert detector.labels[1] == "face_female" and detector.labels[12] == "face_male"
+
+
+def test_one_detector_image_size_default_everywhere() -> None:
+    """Once 320, 640 or 480 depending on the file: now one named default."""
+    import inspect
+
+    from vision import pipeline
+    from vision.detectors import Detector
+
+    for fn in (Detector.__init__, face_safety_detector):
+        assert inspect.signature(fn).parameters["imgsz"].default == DEFAULT_DETECTOR_IMGSZ
+    assert pipeline.DEFAULT_DETECTOR_IMGSZ == DEFAULT_DETECTOR_IMGSZ
+    assert pipeline.PipelineConfig().detector_imgsz == DEFAULT_DETECTOR_IMGSZ
 
 
 def test_one_face_on_grace_hopper_around_her_head(detector: Detector, photos) -> None:
@@ -85,9 +100,10 @@ def test_one_face_on_grace_hopper_around_her_head(detector: Detector, photos) ->
 def test_zidane_two_faces_need_a_larger_input(nudenet_path: Path, photos) -> None:
     """Measured limit: at its native 320 the model misses both faces of this 1280x720 frame
     (heads ~1/10 of the width); at imgsz 480 it finds both, one of them weakly (~0.2)."""
-    native = face_safety_detector(nudenet_path, device="cpu")
+    native = face_safety_detector(nudenet_path, device="cpu", imgsz=NUDENET_TRAINED_IMGSZ)
     assert _faces(native.detect([photos["zidane"]])[0]) == []
-    larger = face_safety_detector(nudenet_path, device="cpu", imgsz=480, conf=0.15)
+    larger = face_safety_detector(nudenet_path, device="cpu", conf=0.15)  # default imgsz
+    assert larger.imgsz == DEFAULT_DETECTOR_IMGSZ == 480
     faces = _faces(larger.detect([photos["zidane"]])[0])
     assert len(faces) == 2, faces
     centres = sorted(((f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2) for f in faces)

@@ -251,9 +251,22 @@ def test_bomb_is_refused_fast_without_allocating(
     [
         (None, None, does_not_raise()),
         (137_419, None, does_not_raise()),  # exactly the file size: allowed
-        (137_418, None, pytest.raises(MediaError, match=r"bus: image is 0\.1 MB, over the")),
+        (
+            137_418,
+            None,
+            pytest.raises(
+                MediaError, match=r"bus: image is 137419 bytes, over the 137418-byte limit$"
+            ),
+        ),
         (None, 810 * 1080, does_not_raise()),
-        (None, 810 * 1080 - 1, pytest.raises(MediaError, match="bus: image is 810x1080")),
+        (
+            None,
+            810 * 1080 - 1,
+            pytest.raises(
+                MediaError,
+                match=r"bus: image is 810x1080 = 874800 pixels, over the 874799-pixel limit$",
+            ),
+        ),
     ],
 )
 def test_limits_are_inclusive(
@@ -306,6 +319,21 @@ def test_read_image_file_errors(tmp_path: Path) -> None:
         f.truncate(30_000_000)
     with pytest.raises(MediaError, match=r"big.jpg: image is 30\.0 MB, over the 21\.0 MB limit"):
         read_image_file(big)
+
+
+def test_a_size_just_over_the_limit_is_not_reported_as_equal_to_it(tmp_path: Path) -> None:
+    from vision.limits import MAX_IMAGE_BYTES
+
+    big = tmp_path / "edge.jpg"
+    with big.open("wb") as f:  # sparse: one byte over the limit, which rounds to the limit
+        f.truncate(MAX_IMAGE_BYTES + 1)
+    expected = (
+        f"edge.jpg: image is {MAX_IMAGE_BYTES + 1} bytes, over the {MAX_IMAGE_BYTES}-byte limit"
+    )
+    with pytest.raises(MediaError, match=f"{expected}$"):
+        read_image_file(big)
+    with pytest.raises(MediaError, match=f"<edge>: image is {MAX_IMAGE_BYTES + 1} bytes, over"):
+        decode_image(b"\0" * (MAX_IMAGE_BYTES + 1), "<edge>")
 
 
 def test_image_frame_from_path_and_bytes(real_images: dict[str, Path]) -> None:
