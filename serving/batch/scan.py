@@ -20,7 +20,6 @@ and the media is scanned like any other; two files that would share an id are re
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from serving.batch.checkpoint import JsonlSink
 from serving.batch.outputs import result_lines
+from serving.media_scan import keyframes_of, place_timeline, printable_name
 from serving.targeter import Targeter
 from targeting.match import FrameDecision
 from targeting.types import Placement
@@ -121,16 +121,6 @@ def expand_media(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def printable_name(name: str) -> str:
-    """``name`` as valid Unicode: bytes of a file name that were not UTF-8 (which Python keeps
-    as lone surrogates, PEP 383) become the text ``\\xNN``; any other name is returned as is."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
-    return name
-
-
 def media_id_for(path: Path, scheme: str = "name") -> str:
     """The id placements are stored under: the file ``name`` (default), ``stem`` or ``path``,
     always valid Unicode (see :func:`printable_name`)."""
@@ -183,25 +173,19 @@ def scan_media(
 ) -> MediaResult:
     """Keyframes -> facts -> placements for one media; every failure becomes an error result.
 
+    The core before and after the models is :mod:`serving.media_scan`, shared with the gRPC
+    server; here one media's keyframes are batched through the analyzer directly.
+
     ``on_frame`` sees each keyframe as it is decoded (progress inside a long video).
     """
-    from vision.media import load_frames
-
     start = time.perf_counter()
     shown = printable_name(str(path))  # error texts are JSON lines and terminal output
     try:
-        if not path.exists():
-            raise FileNotFoundError(f"{shown}: no such file")
-        frames: Iterable[Frame] = load_frames(
-            path, media_id=media, config=targeter.pipeline.keyframes
-        )
+        frames: Iterable[Frame] = keyframes_of(targeter.pipeline, path, media)
         if on_frame is not None:
             frames = _tap(frames, on_frame)
         facts = list(targeter.pipeline.analyzer.analyze(prefetch(frames, DECODE_AHEAD)))
-        if not facts:
-            raise OnscreenError(f"{shown}: no frames could be decoded")
-        placements = targeter.place(facts, media=media, today=today)
-        decisions = targeter.explain(facts, today=today) if explain else []
+        outcome = place_timeline(targeter, facts, media=media, today=today, explain=explain)
     except (OnscreenError, OSError) as exc:
         msg = printable_name(str(exc))
         return MediaResult(media, path, error=msg, seconds=time.perf_counter() - start)
@@ -212,10 +196,10 @@ def scan_media(
     return MediaResult(
         media,
         path,
-        placements=tuple(placements),
+        placements=outcome.placements,
         facts=tuple(facts) if explain else (),
-        decisions=tuple(decisions),
-        keyframes=len(facts),
+        decisions=outcome.decisions,
+        keyframes=outcome.keyframes,
         seconds=time.perf_counter() - start,
     )
 
