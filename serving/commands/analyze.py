@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from serving.commands.arg_types import existing_dir
 from serving.commands.model_options import add_model_options, build_analyzer_from_args
 from serving.facts_json import facts_table_rows, facts_to_json
 from vision.errors import MediaError
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Analyze one image or video and print its facts (per keyframe for a video).",
     )
     p.add_argument("file", type=Path, help="image (JPEG/PNG/WebP) or video file")
-    p.add_argument("--brands", type=Path, help="brands directory: brands/<brand>/*.png|jpg")
+    p.add_argument("--brands", type=existing_dir, help="brands directory: brands/<brand>/*.png|jpg")
     p.add_argument(
         "--json", action="store_true", help="print JSON (one object, or a list for a video)"
     )

@@ -66,3 +66,30 @@ def test_analyze_bad_file_exits_2_with_one_line(tmp_path: Path, capsys, content,
     assert code == 2
     assert len(err) == 1 and err[0].startswith("onscreen analyze: ")
     assert message.lower() in err[0].lower() and "bad.jpg" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--interval", "nan"], "argument --interval: must be a finite number of seconds > 0, got 'nan'"),
+        (["--interval", "0"], "argument --interval: must be a finite number of seconds > 0, got '0'"),
+        (["--batch-size", "0"], "argument --batch-size: must be a whole number >= 1, got '0'"),
+        (["--brands", "/nonexistent"], "argument --brands: /nonexistent: no such directory"),
+        (["--random-weights", "--no-clip"], "--random-weights and --no-clip contradict each other"),
+    ],
+)  # fmt: skip
+def test_analyze_bad_arguments_exit_2_with_one_line_before_any_model(
+    real_images, capsys, monkeypatch: pytest.MonkeyPatch, argv: list[str], expected: str
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("models were loaded before the arguments were checked")
+
+    monkeypatch.setattr("serving.commands.model_options.build_pipeline", refuse)
+    try:
+        code = main(["analyze", str(real_images["zidane"]), *argv])
+    except SystemExit as e:
+        code = int(e.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("onscreen analyze: error: "), err
+    assert expected in err
