@@ -80,4 +80,5 @@ def write_parquet(path: Path, results: Sequence[MediaResult]) -> None:
     def write(f: BinaryIO) -> None:
         pq.write_table(table, f)
 
+    path.parent.mkdir(parents=True, exist_ok=True)  # like --out: missing parents are created
     atomic_write(path, write)

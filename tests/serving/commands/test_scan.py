@@ -119,7 +119,7 @@ def test_face_only_rules_scan_without_brands(
 ) -> None:
     rules = face_rules(tmp_path / "rules", brands)
     assert main(["rules", "check", str(rules)]) == 0  # what rules check accepts must run
-    out = tmp_path / "o.jsonl"
+    out = tmp_path / "new" / "dir" / "o.jsonl"  # missing parents are created
     assert scan(real_images["zidane"], "--rules", rules, "--out", out) == 0
     (p,) = lines_of(out)
     assert (p["media"], p["campaign"]) == ("zidane.jpg", "presenter")
@@ -164,7 +164,8 @@ def test_a_file_name_that_is_not_utf8_is_scanned_under_an_escaped_id(
     bad = Path(os.fsdecode(os.fsencode(media) + b"/" + BAD_NAME))
     bad.write_bytes(clip.read_bytes())
     missing = Path(os.fsdecode(os.fsencode(media) + b"/\xff-gone.mp4"))
-    out, store, parquet = tmp_path / "o.jsonl", tmp_path / "p.sqlite", tmp_path / "p.parquet"
+    out, store = tmp_path / "o.jsonl", tmp_path / "p.sqlite"
+    parquet = tmp_path / "tables" / "p.parquet"  # a missing directory is created, like --out's
     rules = face_rules(tmp_path / "rules")
     code = scan(
         media, missing, "--rules", rules, "--out", out, "--store", store, "--parquet", parquet
