@@ -1,0 +1,1011 @@
+"""``onscreen scan`` results -> one static HTML page an advertiser opens offline.
+
+Input: the scan's JSONL (DESIGN.md, "Output formats"): placement lines
+``{"media", "campaign", "start_s", "end_s", "score", "reasons", "rank"?, "bid_cpm"?, ...}``,
+error lines ``{"media", "error"}`` and, with ``--explain``, one line per keyframe
+``{"media", "t", "facts", "decisions"}`` (facts as :func:`serving.facts_json.facts_to_json`,
+decisions ``{"campaign", "placed", "target", "blocked", "evidence", "matched", "blocked_by",
+"why_not"?}``). Unknown keys are ignored and lines of an unknown shape are counted, so a newer
+scan still gives a page; a line that is not JSON, or a known line with a wrong field, is an
+OnscreenError naming ``file:line``.
+
+Output, per media: a timeline (one row per campaign, segments to scale on the media's duration;
+hover or click a segment for its score, rank, bid and reasons), the placements with their
+reasons, blocked segments with what blocked them (runs of keyframes whose decision says
+``blocked``; only ``--explain`` output has them, and the page says so when it is missing),
+keyframe thumbnails decoded from the media files under ``media_root`` with the detected boxes
+drawn over them, and the media's error lines.
+
+Safety and size: every string from the results (media ids, campaign names, reasons, OCR text)
+is HTML-escaped, the one script is allowed by its hash in the page's Content-Security-Policy,
+and images are ``data:`` URIs (the page loads nothing). A media id is read as a file only when
+it resolves inside ``media_root``. Lines are read per media (the scan writes each media's lines
+together), and the caps below bound what one media and the whole page can hold.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from serving.batch.report_assets import CSS, JS, JS_CSP_HASH
+from serving.batch.thumbnails import Thumbnail, media_duration_s, thumbnails_at
+from vision.errors import MediaError, OnscreenError
+
+__all__ = [
+    "MAX_BLOCKED_BY_SHOWN",
+    "MAX_BOXES_PER_THUMBNAIL",
+    "MAX_REASONS_SHOWN",
+    "MAX_THUMBNAILS_PER_MEDIA",
+    "MAX_THUMBNAIL_BYTES_TOTAL",
+    "MAX_TIMELINE_ROWS",
+    "MAX_UNPLACED_LISTED",
+    "BlockedSegment",
+    "CampaignTotals",
+    "Keyframe",
+    "MediaResults",
+    "ReportStats",
+    "blocked_segments",
+    "build_report",
+    "read_results",
+    "write_report",
+]
+
+MAX_THUMBNAILS_PER_MEDIA = 12
+"""Keyframe thumbnails shown per media (evenly spread over its keyframes)."""
+MAX_THUMBNAIL_BYTES_TOTAL = 48 * 1024 * 1024
+"""JPEG bytes embedded in one page, all media together; later media get no thumbnails."""
+MAX_BOXES_PER_THUMBNAIL = 24
+"""Detected boxes drawn on one thumbnail (highest scores first)."""
+MAX_REASONS_SHOWN = 8
+"""Reasons listed per placement (the strongest per clause first); the rest are counted."""
+MAX_BLOCKED_BY_SHOWN = 6
+"""Distinct exclusions listed per blocked segment."""
+MAX_TIMELINE_ROWS = 40
+"""Campaign rows in one media's timeline; campaigns past it are listed by name only."""
+MAX_UNPLACED_LISTED = 50
+"""Campaigns explained (never placed here, and why) per media."""
+MAX_WHY_NOT_SHOWN = 3
+"""Distinct ``why_not`` texts shown per campaign."""
+MAX_ALSO_AT_SHOWN = 6
+"""Other times a reason held, listed after it."""
+MAX_CAPTION_DECISIONS = 6
+"""Campaigns named under one thumbnail (placed, then blocked)."""
+MIN_TIMELINE_SPAN_S = 1.0
+"""Shortest timeline drawn, seconds (a still image's placements are 0 s long)."""
+TICKS_PER_TIMELINE = 10
+"""About this many time labels on a timeline axis."""
+LABEL_INSIDE_BELOW = 0.08
+"""A box whose top is above this (fraction of the frame height) has its label inside it."""
+PROGRESS_EVERY_S = 2.0
+"""How often progress goes to stderr while the page is built, seconds."""
+
+_NICE_STEPS_S = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+_BOX_KINDS = ("face", "logo", "text", "safety", "object")
+_REASON_WHAT_KEYS = ("brand", "prompt", "iab", "label", "category", "example", "text")
+
+
+# ----------------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Keyframe:
+    """One ``--explain`` keyframe line: ``t`` (s), ``facts`` (facts_json shape) and one
+    decision per campaign (dicts as written by the scan)."""
+
+    t: float
+    facts: Mapping[str, Any]
+    decisions: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class MediaResults:
+    """Everything the results say about one media: placements (as written, in file order),
+    keyframes (ascending ``t``), and error messages."""
+
+    media: str
+    placements: tuple[Mapping[str, Any], ...] = ()
+    keyframes: tuple[Keyframe, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+def _num(rec: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> float | None:
+    v = rec.get(key)
+    if v is None and not required:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise OnscreenError(f"{where}: {key!r} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _list_of_objects(rec: Mapping[str, Any], key: str, where: str) -> list[Mapping[str, Any]]:
+    v = rec.get(key, [])
+    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+        raise OnscreenError(f"{where}: {key!r} must be a list of objects")
+    return v
+
+
+def _check_placement(rec: dict[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(rec["campaign"], str):
+        raise OnscreenError(f"{where}: 'campaign' must be a string, got {rec['campaign']!r}")
+    start = _num(rec, "start_s", where)
+    end = _num(rec, "end_s", where)
+    assert start is not None and end is not None
+    if start < 0 or end < start:
+        raise OnscreenError(f"{where}: segment {start:g}..{end:g} s is not 0 <= start_s <= end_s")
+    _num(rec, "score", where)
+    _num(rec, "bid_cpm", where, required=False)
+    _num(rec, "rank", where, required=False)
+    _list_of_objects(rec, "reasons", where)
+    return rec
+
+
+def _check_keyframe(rec: dict[str, Any], where: str) -> Keyframe:
+    t = _num(rec, "t", where)
+    assert t is not None
+    if t < 0:
+        raise OnscreenError(f"{where}: 't' must be >= 0, got {t:g}")
+    facts = rec["facts"]
+    if not isinstance(facts, dict):
+        raise OnscreenError(f"{where}: 'facts' must be an object")
+    decisions = _list_of_objects(rec, "decisions", where)
+    for d in decisions:
+        if not isinstance(d.get("campaign"), str):
+            raise OnscreenError(f"{where}: every decision needs a string 'campaign'")
+    return Keyframe(t=t, facts=facts, decisions=tuple(decisions))
+
+
+@dataclass
+class _Reader:
+    """Reads a results file line by line, grouping consecutive lines of one media."""
+
+    path: Path
+    ignored_lines: int = 0
+    lines: int = 0
+    bytes_read: int = 0
+    size: int = 0
+
+    def media(self) -> Iterator[MediaResults]:
+        try:
+            f = self.path.open("rb")
+            self.size = os.fstat(f.fileno()).st_size
+        except FileNotFoundError:
+            raise OnscreenError(f"{self.path}: no such file") from None
+        except IsADirectoryError:
+            raise OnscreenError(f"{self.path}: is a directory, not a results file") from None
+        except OSError as exc:
+            raise OnscreenError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+        current: str | None = None
+        placements: list[Mapping[str, Any]] = []
+        keyframes: list[Keyframe] = []
+        errors: list[str] = []
+        with f:
+            for lineno, raw in enumerate(f, 1):
+                self.lines = lineno
+                self.bytes_read += len(raw)
+                where = f"{self.path}:{lineno}"
+                text = raw.strip()
+                if not text:
+                    continue
+                try:
+                    rec = json.loads(text)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise OnscreenError(
+                        f"{where}: not a JSON line ({exc}); is this `onscreen scan` output? "
+                        "(a scan killed mid-write is completed by re-running it with --resume)"
+                    ) from None
+                if not isinstance(rec, dict):
+                    raise OnscreenError(
+                        f"{where}: expected a JSON object, got {type(rec).__name__}"
+                    )
+                media = rec.get("media")
+                if not isinstance(media, str) or not media:
+                    raise OnscreenError(f"{where}: 'media' must be a non-empty string")
+                if media != current:
+                    if current is not None:
+                        yield _media_results(current, placements, keyframes, errors)
+                    current, placements, keyframes, errors = media, [], [], []
+                if "error" in rec:
+                    errors.append(str(rec["error"]))
+                elif "campaign" in rec:
+                    placements.append(_check_placement(rec, where))
+                elif "facts" in rec and "t" in rec:
+                    keyframes.append(_check_keyframe(rec, where))
+                else:
+                    self.ignored_lines += 1
+        if current is not None:
+            yield _media_results(current, placements, keyframes, errors)
+
+
+def _media_results(
+    media: str,
+    placements: list[Mapping[str, Any]],
+    keyframes: list[Keyframe],
+    errors: list[str],
+) -> MediaResults:
+    return MediaResults(
+        media,
+        tuple(placements),
+        tuple(sorted(keyframes, key=lambda k: k.t)),
+        tuple(errors),
+    )
+
+
+def read_results(path: Path) -> list[MediaResults]:
+    """Every media in a results file, in file order (consecutive lines of one media together).
+
+    Raises OnscreenError naming ``file:line`` for a line that is not a JSON object with a
+    ``media`` string, or a placement/keyframe line with a wrong field.
+    """
+    return list(_Reader(path).media())
+
+
+# ------------------------------------------------------------------------------- derivations
+
+
+@dataclass(frozen=True)
+class BlockedSegment:
+    """A run of consecutive keyframes where an exclusion blocked ``campaign``.
+
+    ``start_s`` is the first blocked keyframe, ``end_s`` the next keyframe after the run (or
+    the media's end). ``targeted``: keyframes of the run where the target held (placements
+    lost to brand safety). ``blocked_by``: the strongest hit per exclusion (reason dicts).
+    """
+
+    campaign: str
+    start_s: float
+    end_s: float
+    keyframes: int
+    targeted: int
+    blocked_by: tuple[Mapping[str, Any], ...]
+    why_not: tuple[str, ...] = ()
+
+
+def _reason_what(r: Mapping[str, Any]) -> str:
+    for k in _REASON_WHAT_KEYS:
+        if k in r:
+            return str(r[k])
+    return ""
+
+
+def _strongest(reasons: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One reason per (kind, what), the highest score, strongest first."""
+    best: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for r in reasons:
+        key = (str(r.get("kind", "")), _reason_what(r))
+        if key not in best or _score(r) > _score(best[key]):
+            best[key] = r
+    return sorted(best.values(), key=_score, reverse=True)
+
+
+def _score(r: Mapping[str, Any]) -> float:
+    v = r.get("score")
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
+
+
+def blocked_segments(keyframes: Sequence[Keyframe], duration_s: float) -> list[BlockedSegment]:
+    """Runs of blocked keyframes per campaign, in (campaign, start) order."""
+    runs: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
+    for i, kf in enumerate(keyframes):
+        for d in kf.decisions:
+            if d.get("blocked") is True:
+                runs.setdefault(str(d["campaign"]), []).append((i, d))
+    out: list[BlockedSegment] = []
+    for campaign in sorted(runs):
+        hits = runs[campaign]
+        j = 0
+        while j < len(hits):
+            k = j  # hits[j..k] are consecutive keyframes
+            while k + 1 < len(hits) and hits[k + 1][0] == hits[k][0] + 1:
+                k += 1
+            first, last = hits[j][0], hits[k][0]
+            end = keyframes[last + 1].t if last + 1 < len(keyframes) else duration_s
+            decisions = [d for _, d in hits[j : k + 1]]
+            why = [str(d["why_not"]) for d in decisions if d.get("why_not")]
+            out.append(
+                BlockedSegment(
+                    campaign=campaign,
+                    start_s=keyframes[first].t,
+                    end_s=max(end, keyframes[last].t),
+                    keyframes=k - j + 1,
+                    targeted=sum(d.get("target") is True for d in decisions),
+                    blocked_by=tuple(
+                        _strongest([r for d in decisions for r in d.get("blocked_by", [])])
+                    ),
+                    why_not=tuple(dict.fromkeys(why))[:MAX_WHY_NOT_SHOWN],
+                )
+            )
+            j = k + 1
+    return out
+
+
+def _duration(m: MediaResults, probed: float | None) -> float:
+    ends = [float(p["end_s"]) for p in m.placements] + [k.t for k in m.keyframes]
+    if probed is not None:
+        ends.append(probed)
+    return max(ends, default=0.0)
+
+
+def _evenly(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``range(n)`` (first and last included)."""
+    if n <= k:
+        return list(range(n))
+    if k == 1:
+        return [0]
+    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
+
+
+@dataclass(frozen=True)
+class _Box:
+    kind: str
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+def _as_box(v: Any) -> tuple[float, float, float, float] | None:
+    if (
+        isinstance(v, list)
+        and len(v) == 4
+        and all(isinstance(x, int | float) and math.isfinite(x) for x in v)
+    ):
+        x0, y0, x1, y1 = (min(max(float(x), 0.0), 1.0) for x in v)
+        if x1 > x0 and y1 > y0:
+            return (x0, y0, x1, y1)
+    return None
+
+
+def _fact_boxes(facts: Mapping[str, Any]) -> list[_Box]:
+    keys = (
+        ("faces", "face", ("label",)),
+        ("logos", "logo", ("brand",)),
+        ("text", "text", ("text",)),
+        ("safety", "safety", ("category", "label")),
+        ("objects", "object", ("label", "kind")),
+    )
+    out: list[_Box] = []
+    for key, kind, label_keys in keys:
+        items = facts.get(key)
+        if not isinstance(items, list):
+            continue
+        for it in items:
+            if not isinstance(it, dict) or (box := _as_box(it.get("box"))) is None:
+                continue
+            label = next((str(it[k]) for k in label_keys if it.get(k)), kind)
+            out.append(_Box(kind, label, _score(it), box))
+    out.sort(key=lambda b: b.score, reverse=True)
+    return out[:MAX_BOXES_PER_THUMBNAIL]
+
+
+_REASON_BOX_KIND = {"face": "face", "logo": "logo", "text": "text", "exclusion": "safety"}
+
+
+def _reason_boxes(reasons: Sequence[Mapping[str, Any]]) -> list[_Box]:
+    out = []
+    for r in reasons:
+        if (box := _as_box(r.get("box"))) is not None:
+            kind = _REASON_BOX_KIND.get(str(r.get("kind")), "object")
+            out.append(_Box(kind, _reason_what(r) or kind, _score(r), box))
+    out.sort(key=lambda b: b.score, reverse=True)
+    return out[:MAX_BOXES_PER_THUMBNAIL]
+
+
+# ----------------------------------------------------------------------------------- HTML bits
+
+
+def _e(v: object) -> str:
+    return html.escape(str(v), quote=True)
+
+
+def _fmt_t(s: float) -> str:
+    if s >= 60:
+        m, sec = divmod(s, 60)
+        h, m = divmod(int(m), 60)
+        return f"{h}:{m:02d}:{sec:04.1f}" if h else f"{m}:{sec:04.1f}"
+    return f"{s:.1f} s"
+
+
+def _fmt_score(v: Any) -> str:
+    return f"{v:.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else "–"
+
+
+def _hue(name: str) -> int:
+    return zlib.crc32(name.encode()) % 360
+
+
+def _pct(v: float) -> str:
+    return f"{min(max(v, 0.0), 100.0):.3f}%"
+
+
+def _reason_html(r: Mapping[str, Any]) -> str:
+    kind = str(r.get("kind", "?"))
+    what = _reason_what(r)
+    parts = [f"<b>{_e(kind)}</b>"]
+    if what:
+        parts.append(_e(what))
+    parts.append(_e(_fmt_score(r.get("score"))))
+    if isinstance(r.get("t"), int | float):
+        parts.append(f"@ {_e(_fmt_t(float(r['t'])))}")
+    box = _as_box(r.get("box"))
+    if box is not None:
+        parts.append("<span class=muted>[" + ", ".join(f"{v:.2f}" for v in box) + "]</span>")
+    if r.get("detail"):
+        parts.append(f"<span class=muted>({_e(r['detail'])})</span>")
+    return " ".join(parts)
+
+
+def _reasons_list(reasons: Sequence[Mapping[str, Any]], cap: int) -> str:
+    """The strongest reason per clause, each with the other times the same clause held."""
+    best = _strongest(reasons)
+    items = []
+    for r in best[:cap]:
+        key = (r.get("kind"), _reason_what(r))
+        times = sorted(
+            {
+                float(x["t"])
+                for x in reasons
+                if x is not r
+                and (x.get("kind"), _reason_what(x)) == key
+                and isinstance(x.get("t"), int | float)
+                and x.get("t") != r.get("t")
+            }
+        )
+        also = ", ".join(_fmt_t(t) for t in times[:MAX_ALSO_AT_SHOWN])
+        if len(times) > MAX_ALSO_AT_SHOWN:
+            also += f" +{len(times) - MAX_ALSO_AT_SHOWN}"
+        tail = f" <span class=muted>(also at {_e(also)})</span>" if also else ""
+        items.append(f"<li>{_reason_html(r)}{tail}</li>")
+    more = len(best) - cap
+    if more > 0:
+        items.append(f"<li class=muted>+{more} more</li>")
+    return f"<ul>{''.join(items)}</ul>" if items else "<span class=muted>no reasons</span>"
+
+
+def _placement_detail(p: Mapping[str, Any]) -> str:
+    reasons = p.get("reasons", [])
+    adv = f"<span>advertiser <b>{_e(p['advertiser'])}</b></span>" if p.get("advertiser") else ""
+    return (
+        f"<h4>{_e(p['campaign'])}</h4><div class=kv>"
+        f"<span>{_e(_fmt_t(float(p['start_s'])))} – {_e(_fmt_t(float(p['end_s'])))}</span>"
+        f"<span>score <b>{_e(_fmt_score(p.get('score')))}</b></span>"
+        f"<span>rank <b>{_e(p.get('rank', '–'))}</b></span>"
+        f"<span>bid CPM <b>{_e(p.get('bid_cpm', '–'))}</b></span>{adv}</div>"
+        f"{_reasons_list(reasons, MAX_REASONS_SHOWN)}"
+    )
+
+
+def _blocked_detail(b: BlockedSegment) -> str:
+    why = "".join(f"<li>{_e(w)}</li>" for w in b.why_not)
+    return (
+        f"<h4>{_e(b.campaign)} <span class=bad>blocked</span></h4><div class=kv>"
+        f"<span>{_e(_fmt_t(b.start_s))} – {_e(_fmt_t(b.end_s))}</span>"
+        f"<span>{b.keyframes} keyframe(s)</span>"
+        f"<span>target held at {b.targeted}</span></div>"
+        f"blocked by: {_reasons_list(b.blocked_by, MAX_BLOCKED_BY_SHOWN)}"
+        + (f"why not: <ul>{why}</ul>" if why else "")
+    )
+
+
+def _ticks(span: float) -> str:
+    step = next((s for s in _NICE_STEPS_S if span / s <= TICKS_PER_TIMELINE), _NICE_STEPS_S[-1])
+    out, t = [], 0.0
+    while t <= span + 1e-9:
+        end = " end" if t + step > span + 1e-9 and t > 0 else ""
+        out.append(
+            f'<span class="tick{end}" style="left:{_pct(100 * t / span)}">{_e(_fmt_t(t))}</span>'
+        )
+        t += step
+    return "".join(out)
+
+
+# ----------------------------------------------------------------------------------- building
+
+
+@dataclass
+class CampaignTotals:
+    """One campaign over the whole page: placements, seconds placed, media with a placement,
+    blocked segments."""
+
+    placements: int = 0
+    seconds: float = 0.0
+    media: int = 0
+    blocked: int = 0
+
+
+@dataclass
+class ReportStats:
+    """Counts for the page header and the command's last line."""
+
+    media: int = 0
+    failed: int = 0
+    placements: int = 0
+    blocked: int = 0
+    keyframes: int = 0
+    thumbnails: int = 0
+    thumbnail_bytes: int = 0
+    ignored_lines: int = 0
+    explain: bool = False
+    per_campaign: dict[str, CampaignTotals] = field(default_factory=dict)
+
+
+@dataclass
+class _Builder:
+    media_root: Path | None
+    stats: ReportStats = field(default_factory=ReportStats)
+    thumbnails_capped: bool = False
+
+    def _media_path(self, media: str) -> Path | None:
+        """The file for a media id, only if it resolves inside ``media_root``."""
+        if self.media_root is None:
+            return None
+        root = self.media_root.resolve()
+        try:
+            p = (root / media).resolve()
+        except (OSError, ValueError):
+            return None
+        return p if p.is_relative_to(root) and p != root else None
+
+    def _media_file(self, media: str) -> tuple[Path | None, str | None, float | None]:
+        """The media's file (or a note saying why there is none) and its duration (s)."""
+        if self.media_root is None:
+            return None, "no --media-root given: boxes are drawn on blank frames", None
+        path = self._media_path(media)
+        if path is None:
+            return None, "the media id does not name a file inside --media-root", None
+        if not path.is_file():
+            return None, "no such file under --media-root", None
+        try:
+            return path, None, media_duration_s(path)
+        except MediaError as exc:
+            return None, f"no thumbnails: {exc}", None
+
+    def _thumbs(
+        self, path: Path, times: Sequence[float]
+    ) -> tuple[dict[float, Thumbnail], str | None]:
+        """Thumbnails by requested time, within the page's budget; a note when there are none."""
+        if self.stats.thumbnail_bytes >= MAX_THUMBNAIL_BYTES_TOTAL:
+            self.thumbnails_capped = True
+            return {}, "the page holds MAX_THUMBNAIL_BYTES_TOTAL of thumbnails already"
+        try:
+            thumbs = thumbnails_at(path, times)
+        except MediaError as exc:
+            return {}, f"no thumbnails: {exc}"
+        out: dict[float, Thumbnail] = {}
+        for th in thumbs:
+            if self.stats.thumbnail_bytes + len(th.jpeg) > MAX_THUMBNAIL_BYTES_TOTAL:
+                self.thumbnails_capped = True
+                break
+            out[th.t] = th
+            self.stats.thumbnail_bytes += len(th.jpeg)
+        self.stats.thumbnails += len(out)
+        return out, None
+
+    def media_section(self, idx: int, m: MediaResults) -> str:
+        s = self.stats
+        s.media += 1
+        s.failed += bool(m.errors)
+        s.keyframes += len(m.keyframes)
+        s.explain |= bool(m.keyframes)
+        sid = f"m{idx}"
+
+        # which keyframes get a thumbnail, and the boxes drawn on each
+        shots: list[tuple[float, list[_Box], Keyframe | None]]
+        if m.keyframes:
+            chosen = [m.keyframes[i] for i in _evenly(len(m.keyframes), MAX_THUMBNAILS_PER_MEDIA)]
+            shots = [(k.t, _fact_boxes(k.facts), k) for k in chosen]
+        else:
+            by_t: dict[float, list[Mapping[str, Any]]] = {}
+            for p in m.placements:
+                for r in p.get("reasons", []):
+                    if isinstance(r.get("t"), int | float) and _as_box(r.get("box")):
+                        by_t.setdefault(float(r["t"]), []).append(r)
+            ts = sorted(by_t)
+            ts = [ts[i] for i in _evenly(len(ts), MAX_THUMBNAILS_PER_MEDIA)]
+            shots = [(t, _reason_boxes(by_t[t]), None) for t in ts]
+        path, thumb_note, probed = self._media_file(m.media)
+        thumbs: dict[float, Thumbnail] = {}
+        if path is not None and shots:
+            thumbs, thumb_note = self._thumbs(path, [t for t, _, _ in shots])
+        duration = _duration(m, probed)
+        still = duration == 0.0 and bool(m.placements or m.keyframes) and probed in (0.0, None)
+        span = max(duration, MIN_TIMELINE_SPAN_S)
+        blocks = blocked_segments(m.keyframes, duration)
+        s.placements += len(m.placements)
+        s.blocked += len(blocks)
+        for p in m.placements:
+            tot = s.per_campaign.setdefault(str(p["campaign"]), CampaignTotals())
+            tot.placements += 1
+            tot.seconds += float(p["end_s"]) - float(p["start_s"])
+        for name in {str(p["campaign"]) for p in m.placements}:
+            s.per_campaign[name].media += 1
+        for bs in blocks:
+            s.per_campaign.setdefault(bs.campaign, CampaignTotals()).blocked += 1
+
+        # timeline rows: campaigns with placements (most first), then blocked-only ones
+        placed_by: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
+        for i, p in enumerate(m.placements):
+            placed_by.setdefault(str(p["campaign"]), []).append((i, p))
+        blocked_by: dict[str, list[tuple[int, BlockedSegment]]] = {}
+        for i, b in enumerate(blocks):
+            blocked_by.setdefault(b.campaign, []).append((i, b))
+        rows = sorted(placed_by, key=lambda c: (-len(placed_by[c]), c))
+        rows += sorted(c for c in blocked_by if c not in placed_by)
+        shown_rows, extra_rows = rows[:MAX_TIMELINE_ROWS], rows[MAX_TIMELINE_ROWS:]
+
+        templates: list[str] = []
+        row_html: list[str] = []
+        for c in shown_rows:
+            segs: list[str] = []
+            hue = _hue(c)
+            for i, p in placed_by.get(c, []):
+                pid = f"{sid}-p{i}"
+                a, z = float(p["start_s"]), float(p["end_s"])
+                templates.append(
+                    f'<template id="{pid}"><div class=detail>{_placement_detail(p)}</div></template>'
+                )
+                left, width = (0.0, 100.0) if still else (100 * a / span, 100 * (z - a) / span)
+                segs.append(
+                    f'<button type=button class="seg placed" data-placement data-detail="{pid}" '
+                    f'style="left:{_pct(left)};width:{_pct(width)};'
+                    f'background:hsl({hue} 55% 40%)" '
+                    f'aria-label="{_e(c)} {_e(_fmt_t(a))} to {_e(_fmt_t(z))}"></button>'
+                )
+            for i, bs in blocked_by.get(c, []):
+                bid = f"{sid}-b{i}"
+                templates.append(
+                    f'<template id="{bid}"><div class=detail>{_blocked_detail(bs)}</div></template>'
+                )
+                segs.append(
+                    f'<button type=button class="seg blocked" data-blocked data-detail="{bid}" '
+                    f'style="left:{_pct(100 * bs.start_s / span)};'
+                    f'width:{_pct(100 * (bs.end_s - bs.start_s) / span)}" '
+                    f'aria-label="{_e(c)} blocked {_e(_fmt_t(bs.start_s))} to '
+                    f'{_e(_fmt_t(bs.end_s))}"></button>'
+                )
+            row_html.append(
+                f'<div class=row data-campaign="{_e(c)}"><div class=label title="{_e(c)}">'
+                f'<span class=swatch style="background:hsl({hue} 55% 40%)"></span>{_e(c)}</div>'
+                f"<div class=track>{''.join(segs)}</div></div>"
+            )
+        shot_ts = {t for t, _, _ in shots}
+        marks = "".join(
+            f'<a class="kfmark{" shown" if k.t in shot_ts else ""}" '
+            f'href="#{sid}-k{_t_id(k.t)}" style="left:{_pct(100 * k.t / span)}" '
+            f'title="keyframe {_e(_fmt_t(k.t))}"></a>'
+            for k in m.keyframes
+        )
+        if m.keyframes and not still:
+            row_html.append(
+                "<div class=row><div class=label>keyframes</div>"
+                f"<div class=track>{marks}</div></div>"
+            )
+        axis = (
+            ""
+            if still
+            else f"<div class='row axis'><div class=label></div><div class=track>{_ticks(span)}</div></div>"
+        )
+
+        if not (m.placements or m.keyframes):
+            meta = "could not be scanned" if m.errors else "no placements"
+        else:
+            length = "still image" if still else _fmt_t(duration)
+            meta = (
+                f"{length} · {len(m.keyframes)} keyframe(s) · {len(m.placements)} placement(s) · "
+                f"{len(blocks)} blocked segment(s)"
+            )
+        parts = [
+            f'<section class=media id="{sid}" data-media="{_e(m.media)}" '
+            f'data-search="{_e(" ".join([m.media, *rows]).lower())}">',
+            f"<h2>{_e(m.media)}</h2>",
+            f"<div class=muted>{_e(meta)}</div>",
+        ]
+        parts += [f"<div class=error data-error>{_e(err)}</div>" for err in m.errors]
+        if shown_rows or (m.keyframes and not still):
+            parts.append(f"<div class=timeline>{''.join(row_html)}{axis}</div>")
+            if extra_rows:
+                parts.append(
+                    f"<div class=muted>{len(extra_rows)} more campaign(s) not drawn "
+                    f"(MAX_TIMELINE_ROWS={MAX_TIMELINE_ROWS}): {_e(', '.join(extra_rows))}</div>"
+                )
+            parts.append("<div class=pinned hidden></div>" if m.placements or blocks else "")
+        parts.append(self._placements_table(sid, m))
+        parts.append(
+            self._blocked_table(sid, blocks, explain=bool(m.keyframes), failed=bool(m.errors))
+        )
+        parts.append(self._unplaced(m, placed_by, blocked_by))
+        if shots:
+            parts.append(self._strip(sid, shots, thumbs, thumb_note, explain=bool(m.keyframes)))
+        parts.append("".join(templates))
+        parts.append("</section>")
+        return "".join(parts)
+
+    def _placements_table(self, sid: str, m: MediaResults) -> str:
+        if not m.placements:
+            if m.errors and not m.keyframes:
+                return ""
+            return "<h3>Placements</h3><div class=muted>no campaign fits this media</div>"
+        rows = []
+        for i, p in enumerate(m.placements):
+            adv = f"<div class=muted>{_e(p['advertiser'])}</div>" if p.get("advertiser") else ""
+            rows.append(
+                f'<tr id="row-{sid}-p{i}" data-row><td class=num>{_e(p.get("rank", "–"))}</td>'
+                f"<td>{_e(p['campaign'])}{adv}</td>"
+                f"<td class=num>{_e(_fmt_t(float(p['start_s'])))} – "
+                f"{_e(_fmt_t(float(p['end_s'])))}</td>"
+                f"<td class=num>{_e(_fmt_score(p.get('score')))}</td>"
+                f"<td class=num>{_e(p.get('bid_cpm', '–'))}</td>"
+                f"<td>{_reasons_list(p.get('reasons', []), MAX_REASONS_SHOWN)}</td></tr>"
+            )
+        return (
+            "<h3>Placements</h3><table><thead><tr><th>rank</th><th>campaign</th><th>segment</th>"
+            "<th>score</th><th>bid CPM</th><th>reasons</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
+
+    def _blocked_table(
+        self, sid: str, blocks: Sequence[BlockedSegment], *, explain: bool, failed: bool
+    ) -> str:
+        if not explain:
+            if failed:
+                return ""
+            return (
+                "<h3>Blocked segments</h3><div class='note' data-no-explain>Not known: these "
+                "results have no <code>--explain</code> lines for this media (run "
+                "<code>onscreen scan --explain</code> to see what brand safety blocked)</div>"
+            )
+        if not blocks:
+            return "<h3>Blocked segments</h3><div class=muted>nothing was blocked</div>"
+        rows = []
+        for i, b in enumerate(blocks):
+            why = "".join(f"<div class=muted>{_e(w)}</div>" for w in b.why_not)
+            rows.append(
+                f'<tr id="row-{sid}-b{i}" data-blocked-row><td>{_e(b.campaign)}</td>'
+                f"<td class=num>{_e(_fmt_t(b.start_s))} – {_e(_fmt_t(b.end_s))}</td>"
+                f"<td class=num>{b.keyframes} ({b.targeted} targeted)</td>"
+                f"<td>{_reasons_list(b.blocked_by, MAX_BLOCKED_BY_SHOWN)}{why}</td></tr>"
+            )
+        return (
+            "<h3>Blocked segments</h3><table><thead><tr><th>campaign</th><th>segment</th>"
+            "<th>keyframes</th><th>blocked by</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
+
+    def _unplaced(
+        self,
+        m: MediaResults,
+        placed: Mapping[str, object],
+        blocked: Mapping[str, object],
+    ) -> str:
+        """Campaigns the scan considered that neither placed nor were blocked here, and why."""
+        seen: dict[str, list[Mapping[str, Any]]] = {}
+        for k in m.keyframes:
+            for d in k.decisions:
+                c = str(d["campaign"])
+                if c not in placed and c not in blocked:
+                    seen.setdefault(c, []).append(d)
+        if not seen:
+            return ""
+        items = []
+        for c in sorted(seen)[:MAX_UNPLACED_LISTED]:
+            ds = seen[c]
+            targeted = sum(d.get("target") is True for d in ds)
+            whys = list(dict.fromkeys(str(d["why_not"]) for d in ds if d.get("why_not")))
+            why = "; ".join(whys[:MAX_WHY_NOT_SHOWN]) or (
+                "the target never held" if not targeted else "segments too short to place"
+            )
+            items.append(
+                f"<li><b>{_e(c)}</b>: {_e(why)} "
+                f"<span class=muted>(target held at {targeted} of {len(ds)} keyframes)</span></li>"
+            )
+        more = len(seen) - MAX_UNPLACED_LISTED
+        tail = f"<li class=muted>+{more} more</li>" if more > 0 else ""
+        return (
+            f"<details><summary>{len(seen)} campaign(s) not placed here, and why</summary>"
+            f"<ul>{''.join(items)}{tail}</ul></details>"
+        )
+
+    def _strip(
+        self,
+        sid: str,
+        shots: Sequence[tuple[float, list[_Box], Keyframe | None]],
+        thumbs: Mapping[float, Thumbnail],
+        note: str | None,
+        *,
+        explain: bool,
+    ) -> str:
+        figs = []
+        for t, boxes, kf in shots:
+            th = thumbs.get(t)
+            ratio = f"{th.width} / {th.height}" if th else "16 / 9"
+            img = (
+                f'<img alt="frame at {_e(_fmt_t(t))}" src="{th.data_uri}" '
+                f'width="{th.width}" height="{th.height}" data-thumb>'
+                if th
+                else "<div class=nothumb>no thumbnail</div>"
+            )
+            box_html = "".join(
+                f'<div class="box {b.kind}" data-box="{b.kind}" '
+                f'style="left:{_pct(100 * b.box[0])};top:{_pct(100 * b.box[1])};'
+                f"width:{_pct(100 * (b.box[2] - b.box[0]))};"
+                f'height:{_pct(100 * (b.box[3] - b.box[1]))}" '
+                f'title="{_e(b.kind)} {_e(b.label)} {b.score:.2f}">'
+                f"<span{' class=in' if b.box[1] < LABEL_INSIDE_BELOW else ''}>"
+                f"{_e(b.label)} {b.score:.2f}</span></div>"
+                for b in boxes
+            )
+            caption = self._caption(t, kf)
+            figs.append(
+                f'<figure class=kf id="{sid}-k{_t_id(t)}" data-keyframe data-t="{t:g}">'
+                f'<div class=frame style="aspect-ratio:{ratio}">{img}{box_html}</div>'
+                f"<figcaption>{caption}</figcaption></figure>"
+            )
+        head = "Keyframes" if explain else "Frames of the placements' reasons"
+        n_note = f"<div class=muted>{_e(note)}</div>" if note else ""
+        return f"<h3>{head}</h3>{n_note}<div class=strip>{''.join(figs)}</div>"
+
+    def _caption(self, t: float, kf: Keyframe | None) -> str:
+        head = f"<b>{_e(_fmt_t(t))}</b>"
+        if kf is None:
+            return head
+        facts = kf.facts
+        if facts.get("keyframe"):
+            head += f" <span class=muted>({_e(facts['keyframe'])})</span>"
+        lines: list[str] = []
+        concepts = facts.get("concepts")
+        if isinstance(concepts, list) and concepts:
+            names = [
+                str(c.get("name", c.get("id", "?"))) for c in concepts[:3] if isinstance(c, dict)
+            ]
+            lines.append("<li>" + _e(", ".join(names)) + "</li>")
+        texts = facts.get("text")
+        if isinstance(texts, list) and texts:
+            read = [str(x.get("text", "")) for x in texts[:4] if isinstance(x, dict)]
+            lines.append("<li>text: " + _e(" · ".join(f"“{r}”" for r in read)) + "</li>")
+        placed = [str(d["campaign"]) for d in kf.decisions if d.get("placed") is True]
+        blocked = [str(d["campaign"]) for d in kf.decisions if d.get("blocked") is True]
+        if placed:
+            lines.append(
+                "<li class=ok>fits: "
+                + _e(", ".join(placed[:MAX_CAPTION_DECISIONS]))
+                + (
+                    f" +{len(placed) - MAX_CAPTION_DECISIONS}"
+                    if len(placed) > MAX_CAPTION_DECISIONS
+                    else ""
+                )
+                + "</li>"
+            )
+        if blocked:
+            lines.append(
+                "<li class=bad>blocked: "
+                + _e(", ".join(blocked[:MAX_CAPTION_DECISIONS]))
+                + (
+                    f" +{len(blocked) - MAX_CAPTION_DECISIONS}"
+                    if len(blocked) > MAX_CAPTION_DECISIONS
+                    else ""
+                )
+                + "</li>"
+            )
+        return head + (f"<ul>{''.join(lines)}</ul>" if lines else "")
+
+
+def _t_id(t: float) -> str:
+    return f"{round(t * 1000)}"
+
+
+def _header(title: str, source: Path, s: ReportStats, *, capped: bool) -> str:
+    legend = "".join(
+        f'<label><input type=checkbox checked data-kind="{k}"> '
+        f'<span class=swatch style="background:var(--{k})"></span>{k}</label>'
+        for k in _BOX_KINDS
+    )
+    notes = []
+    if not s.explain and s.media:
+        notes.append(
+            "<div class='note' data-no-explain>These results were written without "
+            "<code>--explain</code>: the page shows placements and their reasons, but not "
+            "blocked segments nor what the models saw at each keyframe. Run "
+            "<code>onscreen scan --explain</code> for those.</div>"
+        )
+    if capped:
+        notes.append(
+            f"<div class=note>Thumbnails stop after {MAX_THUMBNAIL_BYTES_TOTAL // 2**20} MiB "
+            "(MAX_THUMBNAIL_BYTES_TOTAL): later media show boxes on blank frames.</div>"
+        )
+    if s.ignored_lines:
+        notes.append(
+            f"<div class=muted>{s.ignored_lines} line(s) of a shape this report does not know "
+            "were skipped.</div>"
+        )
+    camp_rows = "".join(
+        f"<tr><td>{_e(c)}</td><td class=num>{v.placements}</td><td class=num>{v.media}</td>"
+        f"<td class=num>{_e(_fmt_t(v.seconds))}</td><td class=num>{v.blocked}</td></tr>"
+        for c, v in sorted(s.per_campaign.items(), key=lambda kv: (-kv[1].placements, kv[0]))
+    )
+    camp_table = (
+        "<details open><summary>Campaigns</summary><table><thead><tr><th>campaign</th>"
+        "<th>placements</th><th>media</th><th>time placed</th><th>blocked segments</th></tr>"
+        f"</thead><tbody>{camp_rows}</tbody></table></details>"
+        if camp_rows
+        else ""
+    )
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"<header class=page><h1>{_e(title)}</h1>"
+        f"<div class=muted>{_e(source.name)} · generated {now} · "
+        f"<span id=shown>{s.media}</span> of {s.media} media shown · {s.failed} with errors · "
+        f"{s.placements} placement(s) · {s.blocked} blocked segment(s)</div>"
+        f"{''.join(notes)}"
+        "<div class=toolbar><input id=filter type=search placeholder='filter media or campaign' "
+        f"aria-label='filter media or campaign'><span class=legend>boxes: {legend}</span></div>"
+        f"{camp_table}</header>"
+    )
+
+
+def build_report(
+    results: Path,
+    *,
+    media_root: Path | None = None,
+    title: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[str, ReportStats]:
+    """The page (one HTML string) for a results file, and its counts.
+
+    ``media_root``: where the media files are (a result's media id is its file name, or a
+    path relative to it); without it there are no thumbnails. ``progress`` is called with a
+    short line every ``PROGRESS_EVERY_S`` seconds and once at the end. Raises OnscreenError for
+    an unreadable or malformed results file (see :func:`read_results`), or one with no lines.
+    """
+    reader = _Reader(results)
+    builder = _Builder(media_root)
+    sections: list[str] = []
+    last = time.monotonic()
+    for idx, m in enumerate(reader.media()):
+        sections.append(builder.media_section(idx, m))
+        if progress is not None and time.monotonic() - last >= PROGRESS_EVERY_S:
+            last = time.monotonic()
+            pct = 100 * reader.bytes_read / reader.size if reader.size else 100.0
+            progress(
+                f"report: {pct:.0f}% of {results.name}, {builder.stats.media} media, "
+                f"{builder.stats.thumbnails} thumbnails"
+            )
+    stats = builder.stats
+    stats.ignored_lines = reader.ignored_lines
+    if not stats.media:
+        raise OnscreenError(f"{results}: no result lines (is this `onscreen scan` output?)")
+    if progress is not None:
+        progress(
+            f"report: {stats.media} media, {stats.placements} placements, "
+            f"{stats.blocked} blocked segments, {stats.thumbnails} thumbnails"
+        )
+    page_title = title or f"onscreen report: {results.name}"
+    csp = (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        f"script-src '{JS_CSP_HASH}'; base-uri 'none'; form-action 'none'"
+    )
+    page = (
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
+        f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        f"<title>{_e(page_title)}</title><style>{CSS}</style></head><body>"
+        f"{_header(page_title, results, stats, capped=builder.thumbnails_capped)}"
+        f"<main>{''.join(sections)}</main><div id=tip hidden></div>"
+        f"<script>{JS}</script></body></html>\n"
+    )
+    return page, stats
+
+
+def write_report(page: str, out: Path) -> None:
+    """Write the page atomically (a reader never sees half a page)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
