@@ -1,13 +1,7 @@
 """``onscreen scan`` results -> one static HTML page an advertiser opens offline.
 
-Input: the scan's JSONL (DESIGN.md, "Output formats"): placement lines
-``{"media", "campaign", "start_s", "end_s", "score", "reasons", "rank"?, "bid_cpm"?, ...}``,
-error lines ``{"media", "error"}`` and, with ``--explain``, one line per keyframe
-``{"media", "t", "facts", "decisions"}`` (facts as :func:`serving.facts_json.facts_to_json`,
-decisions ``{"campaign", "placed", "target", "blocked", "evidence", "matched", "blocked_by",
-"why_not"?}``). Unknown keys are ignored and lines of an unknown shape are counted, so a newer
-scan still gives a page; a line that is not JSON, or a known line with a wrong field, is an
-OnscreenError naming ``file:line``.
+Input: the scan's JSONL, read one media at a time by :mod:`serving.batch.results_reader`
+(``--explain`` keyframe lines when present).
 
 Output, per media: a timeline (one row per campaign, segments to scale on the media's duration;
 hover or click a segment for its score, rank, bid and reasons), the placements with their
@@ -19,47 +13,57 @@ drawn over them, and the media's error lines.
 Safety and size: every string from the results (media ids, campaign names, reasons, OCR text)
 is HTML-escaped, the one script is allowed by its hash in the page's Content-Security-Policy,
 and images are ``data:`` URIs (the page loads nothing). A media id is read as a file only when
-it resolves inside ``media_root``. Lines are read per media (the scan writes each media's lines
-together), and the caps below bound what one media and the whole page can hold.
+it resolves inside ``media_root``, and only for media the scan could read (with placements or
+keyframes); decoding keeps :mod:`vision.limits` but runs in this process. The caps below
+bound what one media and the whole page can hold.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import math
 import os
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from serving.batch.report_assets import CSS, JS, JS_CSP_HASH
+from serving.batch.results_reader import (
+    MAX_WHY_NOT_SHOWN,
+    BlockedSegment,
+    Keyframe,
+    MediaResults,
+    ResultsReader,
+    blocked_segments,
+    reason_what,
+    score_of,
+    strongest_reasons,
+)
 from serving.batch.thumbnails import Thumbnail, media_duration_s, thumbnails_at
 from vision.errors import MediaError, OnscreenError
 
 __all__ = [
     "MAX_BLOCKED_BY_SHOWN",
     "MAX_BOXES_PER_THUMBNAIL",
+    "MAX_MEDIA_DETAILED",
     "MAX_REASONS_SHOWN",
     "MAX_THUMBNAILS_PER_MEDIA",
     "MAX_THUMBNAIL_BYTES_TOTAL",
     "MAX_TIMELINE_ROWS",
     "MAX_UNPLACED_LISTED",
-    "BlockedSegment",
     "CampaignTotals",
-    "Keyframe",
-    "MediaResults",
     "ReportStats",
-    "blocked_segments",
     "build_report",
-    "read_results",
     "write_report",
 ]
 
+MAX_MEDIA_DETAILED = 1_000
+"""Media drawn in full (timeline, tables, keyframes: ~15 KB of HTML each, plus thumbnails);
+later ones get one row of counts, so a night's scan of 10,000 videos still opens."""
 MAX_THUMBNAILS_PER_MEDIA = 12
 """Keyframe thumbnails shown per media (evenly spread over its keyframes)."""
 MAX_THUMBNAIL_BYTES_TOTAL = 48 * 1024 * 1024
@@ -74,8 +78,6 @@ MAX_TIMELINE_ROWS = 40
 """Campaign rows in one media's timeline; campaigns past it are listed by name only."""
 MAX_UNPLACED_LISTED = 50
 """Campaigns explained (never placed here, and why) per media."""
-MAX_WHY_NOT_SHOWN = 3
-"""Distinct ``why_not`` texts shown per campaign."""
 MAX_ALSO_AT_SHOWN = 6
 """Other times a reason held, listed after it."""
 MAX_CAPTION_DECISIONS = 6
@@ -91,241 +93,6 @@ PROGRESS_EVERY_S = 2.0
 
 _NICE_STEPS_S = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 _BOX_KINDS = ("face", "logo", "text", "safety", "object")
-_REASON_WHAT_KEYS = ("brand", "prompt", "iab", "label", "category", "example", "text")
-
-
-# ----------------------------------------------------------------------------------- reading
-
-
-@dataclass(frozen=True)
-class Keyframe:
-    """One ``--explain`` keyframe line: ``t`` (s), ``facts`` (facts_json shape) and one
-    decision per campaign (dicts as written by the scan)."""
-
-    t: float
-    facts: Mapping[str, Any]
-    decisions: tuple[Mapping[str, Any], ...]
-
-
-@dataclass(frozen=True)
-class MediaResults:
-    """Everything the results say about one media: placements (as written, in file order),
-    keyframes (ascending ``t``), and error messages."""
-
-    media: str
-    placements: tuple[Mapping[str, Any], ...] = ()
-    keyframes: tuple[Keyframe, ...] = ()
-    errors: tuple[str, ...] = ()
-
-
-def _num(rec: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> float | None:
-    v = rec.get(key)
-    if v is None and not required:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise OnscreenError(f"{where}: {key!r} must be a finite number, got {v!r}")
-    return float(v)
-
-
-def _list_of_objects(rec: Mapping[str, Any], key: str, where: str) -> list[Mapping[str, Any]]:
-    v = rec.get(key, [])
-    if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
-        raise OnscreenError(f"{where}: {key!r} must be a list of objects")
-    return v
-
-
-def _check_placement(rec: dict[str, Any], where: str) -> dict[str, Any]:
-    if not isinstance(rec["campaign"], str):
-        raise OnscreenError(f"{where}: 'campaign' must be a string, got {rec['campaign']!r}")
-    start = _num(rec, "start_s", where)
-    end = _num(rec, "end_s", where)
-    assert start is not None and end is not None
-    if start < 0 or end < start:
-        raise OnscreenError(f"{where}: segment {start:g}..{end:g} s is not 0 <= start_s <= end_s")
-    _num(rec, "score", where)
-    _num(rec, "bid_cpm", where, required=False)
-    _num(rec, "rank", where, required=False)
-    _list_of_objects(rec, "reasons", where)
-    return rec
-
-
-def _check_keyframe(rec: dict[str, Any], where: str) -> Keyframe:
-    t = _num(rec, "t", where)
-    assert t is not None
-    if t < 0:
-        raise OnscreenError(f"{where}: 't' must be >= 0, got {t:g}")
-    facts = rec["facts"]
-    if not isinstance(facts, dict):
-        raise OnscreenError(f"{where}: 'facts' must be an object")
-    decisions = _list_of_objects(rec, "decisions", where)
-    for d in decisions:
-        if not isinstance(d.get("campaign"), str):
-            raise OnscreenError(f"{where}: every decision needs a string 'campaign'")
-    return Keyframe(t=t, facts=facts, decisions=tuple(decisions))
-
-
-@dataclass
-class _Reader:
-    """Reads a results file line by line, grouping consecutive lines of one media."""
-
-    path: Path
-    ignored_lines: int = 0
-    lines: int = 0
-    bytes_read: int = 0
-    size: int = 0
-
-    def media(self) -> Iterator[MediaResults]:
-        try:
-            f = self.path.open("rb")
-            self.size = os.fstat(f.fileno()).st_size
-        except FileNotFoundError:
-            raise OnscreenError(f"{self.path}: no such file") from None
-        except IsADirectoryError:
-            raise OnscreenError(f"{self.path}: is a directory, not a results file") from None
-        except OSError as exc:
-            raise OnscreenError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
-        current: str | None = None
-        placements: list[Mapping[str, Any]] = []
-        keyframes: list[Keyframe] = []
-        errors: list[str] = []
-        with f:
-            for lineno, raw in enumerate(f, 1):
-                self.lines = lineno
-                self.bytes_read += len(raw)
-                where = f"{self.path}:{lineno}"
-                text = raw.strip()
-                if not text:
-                    continue
-                try:
-                    rec = json.loads(text)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise OnscreenError(
-                        f"{where}: not a JSON line ({exc}); is this `onscreen scan` output? "
-                        "(a scan killed mid-write is completed by re-running it with --resume)"
-                    ) from None
-                if not isinstance(rec, dict):
-                    raise OnscreenError(
-                        f"{where}: expected a JSON object, got {type(rec).__name__}"
-                    )
-                media = rec.get("media")
-                if not isinstance(media, str) or not media:
-                    raise OnscreenError(f"{where}: 'media' must be a non-empty string")
-                if media != current:
-                    if current is not None:
-                        yield _media_results(current, placements, keyframes, errors)
-                    current, placements, keyframes, errors = media, [], [], []
-                if "error" in rec:
-                    errors.append(str(rec["error"]))
-                elif "campaign" in rec:
-                    placements.append(_check_placement(rec, where))
-                elif "facts" in rec and "t" in rec:
-                    keyframes.append(_check_keyframe(rec, where))
-                else:
-                    self.ignored_lines += 1
-        if current is not None:
-            yield _media_results(current, placements, keyframes, errors)
-
-
-def _media_results(
-    media: str,
-    placements: list[Mapping[str, Any]],
-    keyframes: list[Keyframe],
-    errors: list[str],
-) -> MediaResults:
-    return MediaResults(
-        media,
-        tuple(placements),
-        tuple(sorted(keyframes, key=lambda k: k.t)),
-        tuple(errors),
-    )
-
-
-def read_results(path: Path) -> list[MediaResults]:
-    """Every media in a results file, in file order (consecutive lines of one media together).
-
-    Raises OnscreenError naming ``file:line`` for a line that is not a JSON object with a
-    ``media`` string, or a placement/keyframe line with a wrong field.
-    """
-    return list(_Reader(path).media())
-
-
-# ------------------------------------------------------------------------------- derivations
-
-
-@dataclass(frozen=True)
-class BlockedSegment:
-    """A run of consecutive keyframes where an exclusion blocked ``campaign``.
-
-    ``start_s`` is the first blocked keyframe, ``end_s`` the next keyframe after the run (or
-    the media's end). ``targeted``: keyframes of the run where the target held (placements
-    lost to brand safety). ``blocked_by``: the strongest hit per exclusion (reason dicts).
-    """
-
-    campaign: str
-    start_s: float
-    end_s: float
-    keyframes: int
-    targeted: int
-    blocked_by: tuple[Mapping[str, Any], ...]
-    why_not: tuple[str, ...] = ()
-
-
-def _reason_what(r: Mapping[str, Any]) -> str:
-    for k in _REASON_WHAT_KEYS:
-        if k in r:
-            return str(r[k])
-    return ""
-
-
-def _strongest(reasons: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """One reason per (kind, what), the highest score, strongest first."""
-    best: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for r in reasons:
-        key = (str(r.get("kind", "")), _reason_what(r))
-        if key not in best or _score(r) > _score(best[key]):
-            best[key] = r
-    return sorted(best.values(), key=_score, reverse=True)
-
-
-def _score(r: Mapping[str, Any]) -> float:
-    v = r.get("score")
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
-
-
-def blocked_segments(keyframes: Sequence[Keyframe], duration_s: float) -> list[BlockedSegment]:
-    """Runs of blocked keyframes per campaign, in (campaign, start) order."""
-    runs: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
-    for i, kf in enumerate(keyframes):
-        for d in kf.decisions:
-            if d.get("blocked") is True:
-                runs.setdefault(str(d["campaign"]), []).append((i, d))
-    out: list[BlockedSegment] = []
-    for campaign in sorted(runs):
-        hits = runs[campaign]
-        j = 0
-        while j < len(hits):
-            k = j  # hits[j..k] are consecutive keyframes
-            while k + 1 < len(hits) and hits[k + 1][0] == hits[k][0] + 1:
-                k += 1
-            first, last = hits[j][0], hits[k][0]
-            end = keyframes[last + 1].t if last + 1 < len(keyframes) else duration_s
-            decisions = [d for _, d in hits[j : k + 1]]
-            why = [str(d["why_not"]) for d in decisions if d.get("why_not")]
-            out.append(
-                BlockedSegment(
-                    campaign=campaign,
-                    start_s=keyframes[first].t,
-                    end_s=max(end, keyframes[last].t),
-                    keyframes=k - j + 1,
-                    targeted=sum(d.get("target") is True for d in decisions),
-                    blocked_by=tuple(
-                        _strongest([r for d in decisions for r in d.get("blocked_by", [])])
-                    ),
-                    why_not=tuple(dict.fromkeys(why))[:MAX_WHY_NOT_SHOWN],
-                )
-            )
-            j = k + 1
-    return out
 
 
 def _duration(m: MediaResults, probed: float | None) -> float:
@@ -381,7 +148,7 @@ def _fact_boxes(facts: Mapping[str, Any]) -> list[_Box]:
             if not isinstance(it, dict) or (box := _as_box(it.get("box"))) is None:
                 continue
             label = next((str(it[k]) for k in label_keys if it.get(k)), kind)
-            out.append(_Box(kind, label, _score(it), box))
+            out.append(_Box(kind, label, score_of(it), box))
     out.sort(key=lambda b: b.score, reverse=True)
     return out[:MAX_BOXES_PER_THUMBNAIL]
 
@@ -394,7 +161,7 @@ def _reason_boxes(reasons: Sequence[Mapping[str, Any]]) -> list[_Box]:
     for r in reasons:
         if (box := _as_box(r.get("box"))) is not None:
             kind = _REASON_BOX_KIND.get(str(r.get("kind")), "object")
-            out.append(_Box(kind, _reason_what(r) or kind, _score(r), box))
+            out.append(_Box(kind, reason_what(r) or kind, score_of(r), box))
     out.sort(key=lambda b: b.score, reverse=True)
     return out[:MAX_BOXES_PER_THUMBNAIL]
 
@@ -428,7 +195,7 @@ def _pct(v: float) -> str:
 
 def _reason_html(r: Mapping[str, Any]) -> str:
     kind = str(r.get("kind", "?"))
-    what = _reason_what(r)
+    what = reason_what(r)
     parts = [f"<b>{_e(kind)}</b>"]
     if what:
         parts.append(_e(what))
@@ -445,16 +212,16 @@ def _reason_html(r: Mapping[str, Any]) -> str:
 
 def _reasons_list(reasons: Sequence[Mapping[str, Any]], cap: int) -> str:
     """The strongest reason per clause, each with the other times the same clause held."""
-    best = _strongest(reasons)
+    best = strongest_reasons(reasons)
     items = []
     for r in best[:cap]:
-        key = (r.get("kind"), _reason_what(r))
+        key = (r.get("kind"), reason_what(r))
         times = sorted(
             {
                 float(x["t"])
                 for x in reasons
                 if x is not r
-                and (x.get("kind"), _reason_what(x)) == key
+                and (x.get("kind"), reason_what(x)) == key
                 and isinstance(x.get("t"), int | float)
                 and x.get("t") != r.get("t")
             }
@@ -475,10 +242,10 @@ def _placement_detail(p: Mapping[str, Any]) -> str:
     adv = f"<span>advertiser <b>{_e(p['advertiser'])}</b></span>" if p.get("advertiser") else ""
     return (
         f"<h4>{_e(p['campaign'])}</h4><div class=kv>"
-        f"<span>{_e(_fmt_t(float(p['start_s'])))} – {_e(_fmt_t(float(p['end_s'])))}</span>"
-        f"<span>score <b>{_e(_fmt_score(p.get('score')))}</b></span>"
-        f"<span>rank <b>{_e(p.get('rank', '–'))}</b></span>"
-        f"<span>bid CPM <b>{_e(p.get('bid_cpm', '–'))}</b></span>{adv}</div>"
+        f"<span>{_e(_fmt_t(float(p['start_s'])))} – {_e(_fmt_t(float(p['end_s'])))}</span> "
+        f"<span>score <b>{_e(_fmt_score(p.get('score')))}</b></span> "
+        f"<span>rank <b>{_e(p.get('rank', '–'))}</b></span> "
+        f"<span>bid CPM <b>{_e(p.get('bid_cpm', '–'))}</b></span> {adv}</div>"
         f"{_reasons_list(reasons, MAX_REASONS_SHOWN)}"
     )
 
@@ -487,8 +254,8 @@ def _blocked_detail(b: BlockedSegment) -> str:
     why = "".join(f"<li>{_e(w)}</li>" for w in b.why_not)
     return (
         f"<h4>{_e(b.campaign)} <span class=bad>blocked</span></h4><div class=kv>"
-        f"<span>{_e(_fmt_t(b.start_s))} – {_e(_fmt_t(b.end_s))}</span>"
-        f"<span>{b.keyframes} keyframe(s)</span>"
+        f"<span>{_e(_fmt_t(b.start_s))} – {_e(_fmt_t(b.end_s))}</span> "
+        f"<span>{b.keyframes} keyframe(s)</span> "
         f"<span>target held at {b.targeted}</span></div>"
         f"blocked by: {_reasons_list(b.blocked_by, MAX_BLOCKED_BY_SHOWN)}"
         + (f"why not: <ul>{why}</ul>" if why else "")
@@ -589,12 +356,36 @@ class _Builder:
         self.stats.thumbnails += len(out)
         return out, None
 
-    def media_section(self, idx: int, m: MediaResults) -> str:
+    def _count(self, m: MediaResults, blocks: Sequence[BlockedSegment]) -> None:
         s = self.stats
         s.media += 1
         s.failed += bool(m.errors)
         s.keyframes += len(m.keyframes)
         s.explain |= bool(m.keyframes)
+        s.placements += len(m.placements)
+        s.blocked += len(blocks)
+        for p in m.placements:
+            tot = s.per_campaign.setdefault(str(p["campaign"]), CampaignTotals())
+            tot.placements += 1
+            tot.seconds += float(p["end_s"]) - float(p["start_s"])
+        for name in {str(p["campaign"]) for p in m.placements}:
+            s.per_campaign[name].media += 1
+        for bs in blocks:
+            s.per_campaign.setdefault(bs.campaign, CampaignTotals()).blocked += 1
+
+    def media_row(self, m: MediaResults) -> str:
+        """A media past MAX_MEDIA_DETAILED: one table row of counts (no file is read)."""
+        blocks = blocked_segments(m.keyframes, _duration(m, None))
+        self._count(m, blocks)
+        camps = sorted({str(p["campaign"]) for p in m.placements})
+        return (
+            f"<tr data-compact><td>{_e(m.media)}</td><td class=num>{len(m.placements)}</td>"
+            f"<td>{_e(', '.join(camps))}</td><td class=num>{len(blocks)}</td>"
+            f"<td>{_e(' / '.join(m.errors))}</td></tr>"
+        )
+
+    def media_section(self, idx: int, m: MediaResults) -> str:
+        """One media in full: timeline, placements, blocked segments, keyframes."""
         sid = f"m{idx}"
 
         # which keyframes get a thumbnail, and the boxes drawn on each
@@ -611,7 +402,10 @@ class _Builder:
             ts = sorted(by_t)
             ts = [ts[i] for i in _evenly(len(ts), MAX_THUMBNAILS_PER_MEDIA)]
             shots = [(t, _reason_boxes(by_t[t]), None) for t in ts]
-        path, thumb_note, probed = self._media_file(m.media)
+        # a media the scan could not read is not opened again (it may be hostile)
+        path, thumb_note, probed = (
+            self._media_file(m.media) if m.placements or m.keyframes else (None, None, None)
+        )
         thumbs: dict[float, Thumbnail] = {}
         if path is not None and shots:
             thumbs, thumb_note = self._thumbs(path, [t for t, _, _ in shots])
@@ -619,16 +413,7 @@ class _Builder:
         still = duration == 0.0 and bool(m.placements or m.keyframes) and probed in (0.0, None)
         span = max(duration, MIN_TIMELINE_SPAN_S)
         blocks = blocked_segments(m.keyframes, duration)
-        s.placements += len(m.placements)
-        s.blocked += len(blocks)
-        for p in m.placements:
-            tot = s.per_campaign.setdefault(str(p["campaign"]), CampaignTotals())
-            tot.placements += 1
-            tot.seconds += float(p["end_s"]) - float(p["start_s"])
-        for name in {str(p["campaign"]) for p in m.placements}:
-            s.per_campaign[name].media += 1
-        for bs in blocks:
-            s.per_campaign.setdefault(bs.campaign, CampaignTotals()).blocked += 1
+        self._count(m, blocks)
 
         # timeline rows: campaigns with placements (most first), then blocked-only ones
         placed_by: dict[str, list[tuple[int, Mapping[str, Any]]]] = {}
@@ -901,7 +686,7 @@ def _t_id(t: float) -> str:
     return f"{round(t * 1000)}"
 
 
-def _header(title: str, source: Path, s: ReportStats, *, capped: bool) -> str:
+def _header(title: str, source: Path, s: ReportStats, *, detailed: int, capped: bool) -> str:
     legend = "".join(
         f'<label><input type=checkbox checked data-kind="{k}"> '
         f'<span class=swatch style="background:var(--{k})"></span>{k}</label>'
@@ -941,7 +726,7 @@ def _header(title: str, source: Path, s: ReportStats, *, capped: bool) -> str:
     return (
         f"<header class=page><h1>{_e(title)}</h1>"
         f"<div class=muted>{_e(source.name)} · generated {now} · "
-        f"<span id=shown>{s.media}</span> of {s.media} media shown · {s.failed} with errors · "
+        f"<span id=shown>{detailed}</span> of {s.media} media shown · {s.failed} with errors · "
         f"{s.placements} placement(s) · {s.blocked} blocked segment(s)</div>"
         f"{''.join(notes)}"
         "<div class=toolbar><input id=filter type=search placeholder='filter media or campaign' "
@@ -964,12 +749,16 @@ def build_report(
     short line every ``PROGRESS_EVERY_S`` seconds and once at the end. Raises OnscreenError for
     an unreadable or malformed results file (see :func:`read_results`), or one with no lines.
     """
-    reader = _Reader(results)
+    reader = ResultsReader(results)
     builder = _Builder(media_root)
     sections: list[str] = []
+    compact: list[str] = []
     last = time.monotonic()
     for idx, m in enumerate(reader.media()):
-        sections.append(builder.media_section(idx, m))
+        if idx < MAX_MEDIA_DETAILED:
+            sections.append(builder.media_section(idx, m))
+        else:
+            compact.append(builder.media_row(m))
         if progress is not None and time.monotonic() - last >= PROGRESS_EVERY_S:
             last = time.monotonic()
             pct = 100 * reader.bytes_read / reader.size if reader.size else 100.0
@@ -986,6 +775,16 @@ def build_report(
             f"report: {stats.media} media, {stats.placements} placements, "
             f"{stats.blocked} blocked segments, {stats.thumbnails} thumbnails"
         )
+    detailed = len(sections)
+    if compact:
+        sections.append(
+            f"<section class=compact><h2>{len(compact)} more media</h2><div class=muted>"
+            f"Past the first {MAX_MEDIA_DETAILED} (MAX_MEDIA_DETAILED), media are listed by "
+            "their counts only: report a smaller results file to see them in full.</div>"
+            "<table><thead><tr><th>media</th><th>placements</th><th>campaigns</th>"
+            f"<th>blocked segments</th><th>error</th></tr></thead><tbody>{''.join(compact)}"
+            "</tbody></table></section>"
+        )
     page_title = title or f"onscreen report: {results.name}"
     csp = (
         "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
@@ -996,7 +795,7 @@ def build_report(
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>{_e(page_title)}</title><style>{CSS}</style></head><body>"
-        f"{_header(page_title, results, stats, capped=builder.thumbnails_capped)}"
+        f"{_header(page_title, results, stats, detailed=detailed, capped=builder.thumbnails_capped)}"
         f"<main>{''.join(sections)}</main><div id=tip hidden></div>"
         f"<script>{JS}</script></body></html>\n"
     )

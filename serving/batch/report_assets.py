@@ -41,6 +41,9 @@ td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.hl td { background: #fff3c4; }
 section.media { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
   padding: 14px 18px; margin: 16px 0; }
+section.compact { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
+  padding: 14px 18px; margin: 16px 0; }
+section.compact > h2 { margin: 0; font-size: 17px; }
 section.media > h2 { margin: 0; font-size: 17px; word-break: break-all; }
 h3 { font-size: 13px; margin: 14px 0 4px; color: var(--muted); text-transform: uppercase;
   letter-spacing: .04em; }

@@ -22,15 +22,9 @@ import numpy as np
 import pytest
 
 from serving.batch import report as report_mod
-from serving.batch.report import (
-    MAX_THUMBNAILS_PER_MEDIA,
-    MAX_TIMELINE_ROWS,
-    Keyframe,
-    blocked_segments,
-    build_report,
-    read_results,
-)
+from serving.batch.report import MAX_THUMBNAILS_PER_MEDIA, MAX_TIMELINE_ROWS, build_report
 from serving.batch.report_assets import JS_CSP_HASH
+from serving.batch.results_reader import Keyframe, ResultsReader, blocked_segments, read_results
 from serving.batch.thumbnails import (
     THUMBNAIL_JPEG_QUALITY,
     THUMBNAIL_WIDTH_PX,
@@ -149,7 +143,7 @@ def test_read_results_groups_lines_per_media_and_counts_unknown_shapes(results) 
     assert tuple(k.t for k in scene.keyframes) == SCENE_KEYFRAMES
     assert len(pin.placements) == len(pin.keyframes) == 1
     assert xss.placements[0]["media"] == XSS_MEDIA
-    reader = report_mod._Reader(path)
+    reader = ResultsReader(path)
     list(reader.media())
     assert reader.ignored_lines == 1
 
@@ -324,6 +318,17 @@ def test_thumbnail_budget_and_row_caps_bound_the_page(tmp_path, media_root, monk
     assert page.count('<div class=row data-campaign="') == MAX_TIMELINE_ROWS
     assert "5 more campaign(s) not drawn" in page
     assert page.count("data-row>") == n  # the table lists every placement
+
+
+def test_media_past_the_detailed_cap_get_one_row_of_counts(results, monkeypatch) -> None:
+    path, _ = results
+    monkeypatch.setattr(report_mod, "MAX_MEDIA_DETAILED", 2)
+    page, stats = build_report(path)
+    assert (stats.media, stats.placements, stats.blocked) == (4, 6, 2)  # all counted
+    assert page.count("<section class=media ") == 2
+    assert page.count("data-compact>") == 2 and "2 more media" in page
+    assert "<span id=shown>2</span> of 4 media shown" in page
+    assert XSS_MEDIA not in page
 
 
 def test_progress_lines_report_counts(results) -> None:
