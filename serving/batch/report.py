@@ -24,7 +24,6 @@ import html
 import math
 import os
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -91,6 +90,10 @@ LABEL_INSIDE_BELOW = 0.08
 PROGRESS_EVERY_S = 2.0
 """How often progress goes to stderr while the page is built, seconds."""
 
+_PALETTE = (
+    "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2",
+    "#edc948", "#9c755f", "#ff9da7", "#17becf", "#bab0ac",
+)  # fmt: skip
 _NICE_STEPS_S = (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
 _BOX_KINDS = ("face", "logo", "text", "safety", "object")
 
@@ -183,10 +186,6 @@ def _fmt_t(s: float) -> str:
 
 def _fmt_score(v: Any) -> str:
     return f"{v:.2f}" if isinstance(v, int | float) and not isinstance(v, bool) else "–"
-
-
-def _hue(name: str) -> int:
-    return zlib.crc32(name.encode()) % 360
 
 
 def _pct(v: float) -> str:
@@ -309,6 +308,15 @@ class _Builder:
     media_root: Path | None
     stats: ReportStats = field(default_factory=ReportStats)
     thumbnails_capped: bool = False
+    colors: dict[str, int] = field(default_factory=dict)
+
+    def _color(self, campaign: str) -> str:
+        """One color per campaign across the page: the palette in first-seen order, then
+        golden-angle hues (always distinct from the previous few)."""
+        i = self.colors.setdefault(campaign, len(self.colors))
+        if i < len(_PALETTE):
+            return _PALETTE[i]
+        return f"hsl({round(i * 137.508) % 360} 55% 42%)"
 
     def _media_path(self, media: str) -> Path | None:
         """The file for a media id, only if it resolves inside ``media_root``."""
@@ -430,7 +438,7 @@ class _Builder:
         row_html: list[str] = []
         for c in shown_rows:
             segs: list[str] = []
-            hue = _hue(c)
+            color = self._color(c)
             for i, p in placed_by.get(c, []):
                 pid = f"{sid}-p{i}"
                 a, z = float(p["start_s"]), float(p["end_s"])
@@ -441,7 +449,7 @@ class _Builder:
                 segs.append(
                     f'<button type=button class="seg placed" data-placement data-detail="{pid}" '
                     f'style="left:{_pct(left)};width:{_pct(width)};'
-                    f'background:hsl({hue} 55% 40%)" '
+                    f'background:{color}" '
                     f'aria-label="{_e(c)} {_e(_fmt_t(a))} to {_e(_fmt_t(z))}"></button>'
                 )
             for i, bs in blocked_by.get(c, []):
@@ -458,7 +466,7 @@ class _Builder:
                 )
             row_html.append(
                 f'<div class=row data-campaign="{_e(c)}"><div class=label title="{_e(c)}">'
-                f'<span class=swatch style="background:hsl({hue} 55% 40%)"></span>{_e(c)}</div>'
+                f'<span class=swatch style="background:{color}"></span>{_e(c)}</div>'
                 f"<div class=track>{''.join(segs)}</div></div>"
             )
         shot_ts = {t for t, _, _ in shots}

@@ -450,10 +450,12 @@ def test_report_in_a_real_browser(browser, results, media_root, tmp_path) -> Non
         assert (
             "score 0.93" in text and "rank 1" in text and "bid CPM 3.0" in text and "acme" in text
         )
-        _shot(page, tmp_path, "report-fixture")
         page.locator('[data-campaign="beer-brand"] [data-blocked]').click()
         pinned = page.locator("section.media .pinned:visible")
         assert "alcohol" in pinned.inner_text()
+        page.mouse.move(0, 0)
+        assert not tip.is_visible()
+        _shot(page, tmp_path, "report-fixture")
         # the filter hides media that do not match
         page.fill("#filter", "pin.jpg")
         assert page.locator("section.media:visible").count() == 1
