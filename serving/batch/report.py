@@ -67,6 +67,8 @@ MAX_THUMBNAILS_PER_MEDIA = 12
 """Keyframe thumbnails shown per media (evenly spread over its keyframes)."""
 MAX_THUMBNAIL_BYTES_TOTAL = 48 * 1024 * 1024
 """JPEG bytes embedded in one page, all media together; later media get no thumbnails."""
+MAX_KEYFRAME_MARKS = 300
+"""Keyframe ticks drawn on one timeline (evenly spread; the thumbnailed ones always)."""
 MAX_BOXES_PER_THUMBNAIL = 24
 """Detected boxes drawn on one thumbnail (highest scores first)."""
 MAX_REASONS_SHOWN = 8
@@ -470,11 +472,14 @@ class _Builder:
                 f"<div class=track>{''.join(segs)}</div></div>"
             )
         shot_ts = {t for t, _, _ in shots}
+        marked = sorted(
+            shot_ts | {m.keyframes[i].t for i in _evenly(len(m.keyframes), MAX_KEYFRAME_MARKS)}
+        )
         marks = "".join(
-            f'<a class="kfmark{" shown" if k.t in shot_ts else ""}" '
-            f'href="#{sid}-k{_t_id(k.t)}" style="left:{_pct(100 * k.t / span)}" '
-            f'title="keyframe {_e(_fmt_t(k.t))}"></a>'
-            for k in m.keyframes
+            f'<a class="kfmark{" shown" if t in shot_ts else ""}" '
+            + (f'href="#{sid}-k{_t_id(t)}" ' if t in shot_ts else "")
+            + f'style="left:{_pct(100 * t / span)}" title="keyframe {_e(_fmt_t(t))}"></a>'
+            for t in (marked if m.keyframes else ())
         )
         if m.keyframes and not still:
             row_html.append(

@@ -292,9 +292,17 @@ def test_no_media_root_no_thumbnails_and_ids_cannot_escape_the_root(tmp_path, me
 def test_thumbnail_budget_and_row_caps_bound_the_page(tmp_path, media_root, monkeypatch) -> None:
     path = tmp_path / "r.jsonl"
     write_contract_results(path)
-    monkeypatch.setattr(report_mod, "MAX_THUMBNAIL_BYTES_TOTAL", 40_000)
+    page, _ = build_report(path)
+    # a tick per keyframe (scene.mp4: 21, the hostile one: 1; a still image has no timeline)
+    assert page.count('class="kfmark') == len(SCENE_KEYFRAMES) + 1
+    monkeypatch.setattr(report_mod, "MAX_KEYFRAME_MARKS", 5)
+    monkeypatch.setattr(report_mod, "MAX_THUMBNAILS_PER_MEDIA", 3)
+    page, _ = build_report(path)
+    assert page.count('class="kfmark') == 5 + 1  # the 3 thumbnailed ones are among the 5
+    assert page.count('class="kfmark shown"') == 3 + 1
+    monkeypatch.setattr(report_mod, "MAX_THUMBNAIL_BYTES_TOTAL", 20_000)
     page, stats = build_report(path, media_root=media_root)
-    assert 0 < stats.thumbnails < MAX_THUMBNAILS_PER_MEDIA and stats.thumbnail_bytes <= 40_000
+    assert 0 < stats.thumbnails < 3 and stats.thumbnail_bytes <= 20_000
     assert "Thumbnails stop after" in page
     many = tmp_path / "many.jsonl"
     n = MAX_TIMELINE_ROWS + 5
