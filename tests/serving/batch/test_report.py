@@ -232,6 +232,8 @@ def test_page_is_escaped_self_contained_and_allows_only_its_own_script(results, 
     for payload in XSS_PAYLOADS:
         assert payload not in page
     assert "<title>Q4 &lt;b&gt;report&lt;/b&gt;</title>" in page
+    # a campaign never placed says why (the decisions' why_not), escaped like the rest
+    assert "<b>ghost</b>: no &#x27;ghost&#x27; logo on screen" in page
     assert page.count("<script") == 1
     (script,) = re.findall(r"<script>(.*?)</script>", page, re.S)
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
