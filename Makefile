@@ -7,7 +7,7 @@ export YOLO_OFFLINE := 1
 export YOLO_AUTOINSTALL := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help install weights test lint demo protos bench clean
+.PHONY: help install weights browser test lint demo protos bench clean
 
 help:
 	@echo "make demo   - set up, fetch weights, build example media, scan it, print placements"
@@ -30,18 +30,27 @@ install: $(STAMP)
 weights: $(STAMP)
 	$(BIN)/onscreen weights fetch --required nudenet-320n
 
+# The report's browser test drives Debian's chromium (playwright's own browser download is
+# unreachable here). Installed once when missing; without root the browser tests skip and say so.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+		|| echo "note: chromium is not installed and cannot be (not root): the browser tests will skip"; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check vision targeting serving tests bench examples
 	$(BIN)/ruff format --check vision targeting serving tests bench examples
 	$(BIN)/mypy
 
-test: $(STAMP) weights lint
+test: $(STAMP) weights browser lint
 	$(BIN)/pytest -q
 
 demo: $(STAMP) weights
 	$(BIN)/python examples/build_media.py
 	$(BIN)/onscreen rules check examples/rules
-	$(BIN)/onscreen scan examples/media --rules examples/rules --out out/placements.jsonl --random-weights --table
+	$(BIN)/onscreen scan examples/media --rules examples/rules --out out/placements.jsonl --random-weights --explain --table
+	$(BIN)/onscreen report out/placements.jsonl --out out/report.html --media-root examples/media
+	@echo "report: out/report.html (open it in a browser)"
 
 protos: $(STAMP)
 	$(BIN)/python -m serving._gen_protos

@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from vision.errors import InvalidArgument, OnscreenError
 
-COMMANDS = ("analyze", "weights", "rules", "scan", "serve", "target")
+COMMANDS = ("analyze", "weights", "rules", "scan", "report", "serve", "target")
 """Subcommand modules under ``serving.commands``, in the order ``--help`` lists them
 (``target`` also registers ``health``)."""
 
