@@ -14,10 +14,9 @@ example images, unknown IAB ids and safety classes) are all gathered and raised 
 ``RulesError``, each ``RuleProblem`` naming the file (relative to the root), the line, the field
 as a dotted path (``target.any[0].concept.threshold``) and what to do about it.
 
-Line numbers: PyYAML's ``safe_load`` throws positions away, so files are *composed* (node tree,
-which keeps marks) with a ``SafeLoader`` subclass that records the 1-based line of every mapping
-key and sequence item by path; a pydantic error ``loc`` is looked up in that table, falling back
-to the nearest parent that exists (a missing key is reported where its parent mapping starts).
+The parts: ``targeting.yaml_lines`` composes YAML keeping the line of every key and item,
+``targeting.schema_messages`` turns pydantic errors into sentences at those lines, and this
+module walks the directory, runs the cross-file checks and builds the immutable ``RuleSet``.
 
 Decisions (documented here because advertisers will hit them):
 
@@ -42,12 +41,21 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Any, get_args
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from targeting.rules_schema import Campaign, Concept, Logo
+from targeting.schema_messages import describe, suggest, yaml_kind, yaml_path
+from targeting.yaml_lines import (
+    MAX_YAML_NODES,
+    LineLoader,
+    YamlPath,
+    YamlTooBig,
+    format_field,
+    line_for,
+)
 from vision.errors import RuleProblem, RulesError
 from vision.image_formats import IMAGE_SUFFIXES, UNSUPPORTED_IMAGE_SUFFIXES, sniff_image_format
 from vision.limits import ALLOWED_IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_REFS_PER_BRAND
@@ -63,16 +71,10 @@ MAX_CAMPAIGN_FILE_BYTES = 256 * 1024
 """Largest campaign file read, in bytes; a campaign is a few dozen lines."""
 MAX_CAMPAIGN_FILES = 5_000
 """Most campaign files in one rules directory."""
-MAX_YAML_NODES = 20_000
-"""Most YAML nodes (aliases expanded) in one campaign file: stops alias bombs before pydantic."""
-
 _BRAND_SLUG = re.compile(
     next(m.pattern for m in Logo.model_fields["brand"].metadata if getattr(m, "pattern", None))
 )
 """The schema's brand pattern: a brands/ folder must be nameable in ``logo: {brand: ...}``."""
-
-YamlPath = tuple[str | int, ...]
-"""A path into a YAML document: mapping keys (str) and sequence indexes (int)."""
 
 
 @dataclass(frozen=True)
@@ -154,194 +156,6 @@ def _concepts(c: Campaign) -> Iterator[Concept]:
         if clause.concept is not None:
             yield clause.concept
     yield from c.exclude.concepts
-
-
-# ----------------------------------------------------------------------------------- YAML + lines
-
-
-class _LineLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also returns where every key and item starts (1-based lines).
-
-    Construction is exactly ``safe_load``'s (same tags, same types); the line table is built by
-    walking the composed node tree, which also finds duplicate keys and counts nodes (aliases
-    expanded) so that an alias bomb is refused before anything expands it.
-    """
-
-    def load_with_lines(self) -> tuple[Any, dict[YamlPath, int], list[tuple[YamlPath, int, int]]]:
-        """Return ``(data, lines, duplicates)``; raises ``yaml.YAMLError`` or ``_TooBig``.
-
-        ``lines[path]`` is the line of the key (mapping) or item (sequence) at ``path``;
-        ``lines[()]`` is the line where the document starts. ``duplicates`` holds
-        ``(path, line, first_line)`` for each repeated mapping key.
-        """
-        node = self.get_single_node()
-        if node is None:
-            return None, {}, []
-        lines: dict[YamlPath, int] = {(): node.start_mark.line + 1}
-        dups: list[tuple[YamlPath, int, int]] = []
-        budget = [MAX_YAML_NODES]
-        self._walk(node, (), lines, dups, budget)
-        return self.construct_document(node), lines, dups
-
-    def _walk(
-        self,
-        node: yaml.Node,
-        path: YamlPath,
-        lines: dict[YamlPath, int],
-        dups: list[tuple[YamlPath, int, int]],
-        budget: list[int],
-    ) -> None:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise _TooBig
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = self._key(key_node)
-                child = (*path, key)
-                line = key_node.start_mark.line + 1
-                if child in lines and key_node.tag != "tag:yaml.org,2002:merge":
-                    dups.append((child, line, lines[child]))
-                else:
-                    lines[child] = line
-                self._walk(value_node, child, lines, dups, budget)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                child = (*path, i)
-                lines.setdefault(child, item.start_mark.line + 1)
-                self._walk(item, child, lines, dups, budget)
-
-    def _key(self, key_node: yaml.Node) -> str | int:
-        if isinstance(key_node, yaml.ScalarNode):
-            value = self.construct_object(key_node)
-            if isinstance(value, str | int) and not isinstance(value, bool):
-                return value
-            return str(value)
-        return f"<{key_node.id} key>"
-
-
-class _TooBig(Exception):
-    """A document with more nodes than ``MAX_YAML_NODES`` (aliases expanded)."""
-
-
-def format_field(path: YamlPath) -> str:
-    """``('target', 'any', 0, 'concept')`` -> ``'target.any[0].concept'``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _line_for(lines: Mapping[YamlPath, int], path: YamlPath) -> int | None:
-    """Line of ``path``, or of its nearest parent that exists in the file."""
-    for n in range(len(path), -1, -1):
-        if path[:n] in lines:
-            return lines[path[:n]]
-    return None
-
-
-# ------------------------------------------------------------------------- pydantic -> problems
-
-
-def _yaml_path(loc: tuple[Any, ...], lines: Mapping[YamlPath, int]) -> YamlPath:
-    """Map a pydantic ``loc`` to the path the advertiser wrote.
-
-    The one divergence is the ``iab`` shorthand: ``- iab: [210]`` is validated as
-    ``iab: {ids: [210]}``, so ``(..., 'iab', 'ids', 0)`` is ``(..., 'iab', 0)`` in the file.
-    """
-    path = tuple(p for p in loc if isinstance(p, str | int))
-    for i in range(len(path) - 1):
-        head = path[: i + 1]
-        shorthand = (*head, "ids") not in lines and (*head, 0) in lines
-        if path[i] == "iab" and path[i + 1] == "ids" and shorthand:
-            return (*head, *path[i + 2 :])
-    return path
-
-
-def _model_at(path: YamlPath) -> type[BaseModel] | None:
-    """The schema model that validates the mapping at ``path`` (``()`` is ``Campaign``)."""
-    model: type[BaseModel] | None = Campaign
-    for part in path:
-        if model is None:
-            return None
-        if isinstance(part, int):
-            continue  # an item of a tuple[Model, ...]: the model was unwrapped already
-        info = model.model_fields.get(part)
-        if info is None:
-            return None
-        model = _unwrap_model(info.annotation)
-    return model
-
-
-def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
-    """The model inside ``Model``, ``Model | None`` or ``tuple[Model, ...]``; else None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _unwrap_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _suggest(word: str, options: list[str], cutoff: float = 0.6) -> str:
-    """``"did you mean 'x'? "`` for the likeliest option, or ``""``.
-
-    A prefix match wins over string similarity: ``bid`` means ``bid_cpm``, not ``id``.
-    """
-    prefixed = [o for o in options if o.startswith(word) or word.startswith(o + "_")]
-    hint = prefixed[:1] or difflib.get_close_matches(word, options, n=1, cutoff=cutoff)
-    return f"did you mean '{hint[0]}'? " if hint else ""
-
-
-def _got(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _yaml_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return f"true/false ({value})"
-    if isinstance(value, str):
-        return f"text {_got(value)}"
-    if value is None:
-        return "nothing (empty value)"
-    return _got(value)
-
-
-def _describe(err: Mapping[str, Any], path: YamlPath) -> str:
-    """A pydantic error as a sentence an advertiser can act on."""
-    kind = err["type"]
-    value = err.get("input")
-    if kind == "extra_forbidden":
-        key = path[-1] if path else "?"
-        model = _model_at(path[:-1])
-        allowed = list(model.model_fields) if model else []
-        return f"unknown key '{key}' ({_suggest(str(key), allowed)}allowed: {', '.join(allowed)})"
-    if kind == "missing":
-        return f"missing required key '{path[-1]}'" if path else "missing required key"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"should be a mapping of keys (key: value), got {_yaml_kind(value)}"
-    if kind in ("tuple_type", "list_type"):
-        return f"should be a list (`- item` lines or [a, b]), got {_yaml_kind(value)}"
-    if kind == "value_error":
-        msg = str(err["msg"])
-        return msg.removeprefix("Value error, ")
-    msg = str(err["msg"])
-    if msg.startswith("Input should be"):
-        msg = "should be" + msg.removeprefix("Input should be")
-    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
-        return f"{msg}, got {_got(value)} (put it in quotes)"
-    return f"{msg}, got {_yaml_kind(value)}"
-
-
-# -------------------------------------------------------------------------------- the loader
 
 
 @dataclass
@@ -465,7 +279,7 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
         line = raw[: exc.start].count(b"\n") + 1
         col.add(rel, line, "", f"not UTF-8 text (byte {exc.start}): save the file as UTF-8")
         return None
-    loader = _LineLoader(text)
+    loader = LineLoader(text)
     try:
         data, lines, dups = loader.load_with_lines()
     except yaml.MarkedYAMLError as exc:
@@ -480,7 +294,7 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
     except yaml.YAMLError as exc:
         col.add(rel, None, "", f"YAML error: {exc}")
         return None
-    except _TooBig:
+    except YamlTooBig:
         col.add(rel, None, "", f"more than {MAX_YAML_NODES} YAML nodes (aliases expanded)")
         return None
     except RecursionError:  # PyYAML's composer recurses once per nesting level
@@ -500,7 +314,7 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
             rel,
             lines.get(()),
             "",
-            f"top level should be a mapping (id: ..., target: ...), got {_yaml_kind(data)}",
+            f"top level should be a mapping (id: ..., target: ...), got {yaml_kind(data)}",
         )
         return None
     parsed = _Parsed(rel, data, lines)
@@ -508,8 +322,8 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
         parsed.campaign = Campaign.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            ypath = _yaml_path(err["loc"], lines)
-            col.add(rel, _line_for(lines, ypath), ypath, _describe(err, ypath))
+            ypath = yaml_path(err["loc"], lines)
+            col.add(rel, line_for(lines, ypath), ypath, describe(err, ypath))
     if dups:
         parsed.campaign = None
     return parsed
@@ -624,21 +438,21 @@ def _check_directory(
                 sources[cid] = where
         for path, value in _brand_refs(p.data):
             if isinstance(value, str) and _BRAND_SLUG.fullmatch(value) and value not in brands:
-                col.add(p.rel, _line_for(p.lines, path), path, _unknown_brand(value, brands))
+                col.add(p.rel, line_for(p.lines, path), path, _unknown_brand(value, brands))
         for path, value in _example_refs(p.data):
             if isinstance(value, str) and value.strip():
                 _check_example(root, value.strip(), p, path, col)
         for path, value in _iab_refs(p.data):
             known_type = isinstance(value, int | str) and not isinstance(value, bool)
             if known_type and str(value) not in iab_by_id():
-                col.add(p.rel, _line_for(p.lines, path), path, _unknown_iab(str(value)))
+                col.add(p.rel, line_for(p.lines, path), path, _unknown_iab(str(value)))
         for path, value in _safety_refs(p.data):
             if isinstance(value, str) and value.strip() not in SAFETY_BY_NAME:
                 known = ", ".join(SAFETY_BY_NAME)
-                maybe = _suggest(value.strip(), list(SAFETY_BY_NAME), cutoff=0.5)
+                maybe = suggest(value.strip(), list(SAFETY_BY_NAME), cutoff=0.5)
                 col.add(
                     p.rel,
-                    _line_for(p.lines, path),
+                    line_for(p.lines, path),
                     path,
                     f"unknown safety class '{value}' ({maybe}known: {known})",
                 )
@@ -651,7 +465,7 @@ def _unknown_brand(brand: str, brands: Mapping[str, tuple[Path, ...]]) -> str:
             f"unknown brand '{brand}': there are no brands yet; "
             f"add reference images under {BRANDS_DIR}/{brand}/"
         )
-    maybe = _suggest(brand, sorted(brands))
+    maybe = suggest(brand, sorted(brands))
     return (
         f"unknown brand '{brand}' ({maybe}known: {', '.join(sorted(brands))}; "
         f"a brand is a folder {BRANDS_DIR}/<brand>/ of reference images)"
@@ -672,7 +486,7 @@ def _unknown_iab(value: str) -> str:
 
 
 def _check_example(root: Path, rel: str, p: _Parsed, path: YamlPath, col: _Collector) -> None:
-    line = _line_for(p.lines, path)
+    line = line_for(p.lines, path)
     pure = _example_rel(rel)
     if pure.is_absolute() or re.match(r"^[A-Za-z]:", rel):
         col.add(p.rel, line, path, f"example '{rel}' is absolute: write it relative to {root}")

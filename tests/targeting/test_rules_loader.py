@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from targeting.rules_loader import MAX_YAML_NODES, RuleSet, format_field, load_rules
+from targeting.rules_loader import RuleSet, load_rules
+from targeting.yaml_lines import MAX_YAML_NODES
 from vision.errors import RuleProblem, RulesError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -539,16 +540,3 @@ target:
         (18, "target.any[1].concept.examples[1]"),
         (19, "target.any[1].concept.threshold"),
     ]
-
-
-@pytest.mark.parametrize(
-    "path, text",
-    [
-        ((), ""),
-        (("target",), "target"),
-        (("target", "any", 0, "concept"), "target.any[0].concept"),
-        (("a", 0, 1, "b"), "a[0][1].b"),
-    ],
-)
-def test_format_field(path: tuple, text: str) -> None:
-    assert format_field(path) == text
