@@ -24,6 +24,11 @@ Decisions (documented here because advertisers will hit them):
   sub-folders are ignored with a logged warning and listed in ``RuleSet.ignored``; hidden files
   (``.x.yaml.swp``, ``.#x.yaml``) and editor backups (``x.yaml~``) are ignored silently.
 - YAML duplicate keys are errors (PyYAML would silently keep the last one).
+- A file that is not text (a NUL byte, another control character, invalid UTF-8) is one problem,
+  ``file:line: not valid text: ...``. No message ever quotes the file's text: a YAML syntax
+  error names line, column and the problem, never PyYAML's snippet of the file.
+- A link (file or folder) under ``campaigns/`` or ``brands/`` that resolves outside the rules
+  root is refused and never read; links that stay inside are followed.
 - Example image paths are relative to the rules root; absolute paths, and paths that leave the
   root (``..`` or a symlink pointing outside), are refused so a rules directory is self-contained
   and cannot make the server read arbitrary files.
@@ -44,6 +49,7 @@ from types import MappingProxyType
 from typing import Any
 
 import yaml
+import yaml.reader
 from pydantic import ValidationError
 
 from targeting.rules_schema import Campaign, Concept, Logo
@@ -53,6 +59,8 @@ from targeting.yaml_lines import (
     LineLoader,
     YamlPath,
     YamlTooBig,
+    describe_reader_error,
+    describe_yaml_error,
     format_field,
     line_for,
 )
@@ -183,9 +191,31 @@ class _Collector:
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
+    def escapes(self, path: Path) -> bool:
+        """True (and a problem) when ``path`` is, or passes through, a link out of the root.
+
+        Such a path is never read: a link to ``/etc/passwd`` named ``campaigns/x.yaml`` must
+        not make the server read (or echo) that file. Links that stay inside are fine.
+        """
+        try:
+            inside = path.resolve().is_relative_to(self.root)
+        except (OSError, RuntimeError):  # a link loop
+            inside = False
+        if not inside:
+            self.add(
+                self.rel(path),
+                None,
+                "",
+                "is a link to outside the rules directory: refused, never read "
+                "(a rules directory must be self-contained: copy the file in)",
+            )
+        return not inside
+
     def read(self, path: Path, limit: int) -> bytes | None:
         """Read a file (recorded for the version hash) or add a problem and return None."""
         rel = self.rel(path)
+        if self.escapes(path):
+            return None
         try:
             size = path.stat().st_size
             if size > limit:
@@ -240,6 +270,8 @@ def load_rules(path: str | Path) -> RuleSet:
 
 def _campaign_files(root: Path, col: _Collector) -> tuple[list[Path], list[str]]:
     folder = root / CAMPAIGNS_DIR
+    if folder.is_symlink() and col.escapes(folder):
+        return [], []
     if not folder.is_dir():
         col.add(
             CAMPAIGNS_DIR,
@@ -254,6 +286,8 @@ def _campaign_files(root: Path, col: _Collector) -> tuple[list[Path], list[str]]
         name = entry.name
         if name.startswith(".") or name.endswith("~"):
             continue  # hidden files, editor swap and backup files
+        if entry.is_symlink() and col.escapes(entry):
+            continue
         if entry.is_file() and entry.suffix.lower() in CAMPAIGN_SUFFIXES:
             files.append(entry)
         else:
@@ -277,22 +311,25 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        col.add(rel, line, "", f"not UTF-8 text (byte {exc.start}): save the file as UTF-8")
+        col.add(
+            rel, line, "", f"not valid text: invalid UTF-8 at byte {exc.start}; save it as UTF-8"
+        )
         return None
-    loader = LineLoader(text)
+    try:
+        # PyYAML's reader refuses NUL and other control characters when it is created.
+        loader = LineLoader(text)
+    except yaml.reader.ReaderError as exc:
+        at, message = describe_reader_error(exc, text)
+        col.add(rel, at, "", message)
+        return None
     try:
         data, lines, dups = loader.load_with_lines()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at: int | None = mark.line + 1 if mark else None
-        what = exc.problem or exc.context or "cannot parse"
-        started = exc.context_mark.line + 1 if exc.context_mark is not None else at
-        if exc.context and exc.problem and started != at:
-            what += f" ({exc.context} started on line {started})"
-        col.add(rel, at, "", f"YAML syntax error: {what}")
+        at2, message = describe_yaml_error(exc)
+        col.add(rel, at2, "", message)
         return None
-    except yaml.YAMLError as exc:
-        col.add(rel, None, "", f"YAML error: {exc}")
+    except yaml.YAMLError:
+        col.add(rel, None, "", "YAML error: the file cannot be parsed as YAML")
         return None
     except YamlTooBig:
         col.add(rel, None, "", f"more than {MAX_YAML_NODES} YAML nodes (aliases expanded)")
@@ -314,7 +351,7 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
             rel,
             lines.get(()),
             "",
-            f"top level should be a mapping (id: ..., target: ...), got {yaml_kind(data)}",
+            f"top level should be a mapping (id: ..., target: ...), got {yaml_kind(data, echo=False)}",
         )
         return None
     parsed = _Parsed(rel, data, lines)
@@ -332,10 +369,14 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
 def _load_brands(root: Path, col: _Collector) -> dict[str, tuple[Path, ...]]:
     folder = root / BRANDS_DIR
     brands: dict[str, tuple[Path, ...]] = {}
+    if folder.is_symlink() and col.escapes(folder):
+        return brands
     if not folder.is_dir():
         return brands  # no brands: fine unless a campaign names one (reported there)
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
+            continue
+        if entry.is_symlink() and col.escapes(entry):
             continue
         rel = col.rel(entry)
         if not entry.is_dir():
@@ -350,7 +391,13 @@ def _load_brands(root: Path, col: _Collector) -> dict[str, tuple[Path, ...]]:
                 "use lowercase letters, digits, '-' and '_' (e.g. 'acme-motors')",
             )
             continue
-        files = sorted(p for p in entry.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = sorted(
+            p
+            for p in entry.iterdir()
+            if not p.name.startswith(".")
+            and not (p.is_symlink() and col.escapes(p))
+            and p.is_file()
+        )
         images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
         for p in files:
             if p.suffix.lower() in UNSUPPORTED_IMAGE_SUFFIXES:

@@ -75,7 +75,9 @@ def _got(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def yaml_kind(value: Any) -> str:
+def yaml_kind(value: Any, *, echo: bool = True) -> str:
+    """What ``value`` is, in YAML words; ``echo=False`` never quotes the value itself (for a
+    whole file that is not a campaign: it may be any file's text)."""
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
@@ -83,10 +85,10 @@ def yaml_kind(value: Any) -> str:
     if isinstance(value, bool):
         return f"true/false ({value})"
     if isinstance(value, str):
-        return f"text {_got(value)}"
+        return f"text {_got(value)}" if echo else "text"
     if value is None:
         return "nothing (empty value)"
-    return _got(value)
+    return _got(value) if echo else f"a {type(value).__name__}"
 
 
 def describe(err: Mapping[str, Any], path: YamlPath) -> str:

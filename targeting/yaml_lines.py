@@ -11,10 +11,12 @@ expands it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
+import yaml.reader
 
 MAX_YAML_NODES = 20_000
 """Most YAML nodes (aliases expanded) in one campaign file: stops alias bombs before pydantic."""
@@ -104,3 +106,58 @@ def line_for(lines: Mapping[YamlPath, int], path: YamlPath) -> int | None:
         if path[:n] in lines:
             return lines[path[:n]]
     return None
+
+
+_SAFE_QUOTED = re.compile(r"'(?:<[a-z ]+>|\\?.|\\x[0-9a-f]{2}|\\u[0-9a-f]{4})'")
+"""Quoted parts of a PyYAML problem that may stay: a token name (``'<stream end>'``) or one
+character (``'\\t'``). Anything longer (a tag, an anchor, a scalar) is text from the file."""
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def _without_file_text(problem: str) -> str:
+    """``problem`` with every quoted piece of the file's text replaced by ``...``."""
+
+    def keep(m: re.Match[str]) -> str:
+        return m.group(0) if _SAFE_QUOTED.fullmatch(m.group(0)) else "..."
+
+    return _QUOTED.sub(keep, problem)
+
+
+def describe_yaml_error(exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+    """``(line, message)`` for a YAML syntax error, naming line, column and the problem.
+
+    Never PyYAML's own ``str(exc)``: it quotes the offending lines of the file, and a rules
+    error must not echo file contents (the file may not be what its name says). Quoted pieces
+    of the problem longer than one character (tags, anchors) are left out for the same reason.
+    """
+    mark = exc.problem_mark or exc.context_mark
+    line: int | None = mark.line + 1 if mark else None
+    what = _without_file_text(exc.problem or exc.context or "cannot parse")
+    started = exc.context_mark.line + 1 if exc.context_mark is not None else line
+    if exc.context and exc.problem and started != line:
+        what += f" ({_without_file_text(exc.context)} started on line {started})"
+    column = f" (column {mark.column + 1})" if mark else ""
+    return line, f"YAML syntax error{column}: {what}"
+
+
+def describe_reader_error(exc: yaml.reader.ReaderError, text: str) -> tuple[int, str]:
+    """``(line, message)`` for a character YAML refuses (NUL, other control characters).
+
+    The message names the character by its code point, never the text around it.
+    """
+    pos = exc.position if isinstance(exc.position, int) else 0
+    line = text[:pos].count("\n") + 1
+    ch = exc.character
+    if isinstance(ch, str) and len(ch) == 1:
+        code = ord(ch)
+    elif isinstance(ch, int):
+        code = ch
+    else:
+        code = -1
+    if code == 0:
+        what = "a NUL byte"
+    elif code > 0:
+        what = f"control character U+{code:04X}"
+    else:
+        what = "a character YAML does not allow"
+    return line, f"not valid text: {what}; save the file as plain UTF-8 text"

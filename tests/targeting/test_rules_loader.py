@@ -155,7 +155,7 @@ CASES = [
         "id: bad\ntarget:\n  any: [{logo: {brand: acme}\n",
         4,
         "",
-        "YAML syntax error: expected ',' or '}', but got '<stream end>' "
+        "YAML syntax error (column 1): expected ',' or '}', but got '<stream end>' "
         "(while parsing a flow mapping started on line 3)",
         id="yaml-syntax",
     ),
@@ -163,7 +163,7 @@ CASES = [
         "id: bad\n  target: 1\n",
         2,
         "",
-        "YAML syntax error: mapping values are not allowed",
+        "YAML syntax error (column 9): mapping values are not allowed",
         id="yaml-indent",
     ),
     pytest.param(
@@ -438,7 +438,7 @@ def test_duplicate_ids_name_both_files(rules: Path) -> None:
         ),
         pytest.param(
             lambda r: write(r, "campaigns/zz.yaml", b"id: caf\xe9\n"),
-            "campaigns/zz.yaml:1: not UTF-8 text (byte 7): save the file as UTF-8",
+            "campaigns/zz.yaml:1: not valid text: invalid UTF-8 at byte 7; save it as UTF-8",
             id="not-utf8",
         ),
     ],
@@ -540,3 +540,142 @@ target:
         (18, "target.any[1].concept.examples[1]"),
         (19, "target.any[1].concept.threshold"),
     ]
+
+
+# ------------------------------------------------------------ defect 9: text, links, no echoes
+
+SECRET = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        pytest.param(
+            b"id: a\ntarget:\x00\n",
+            "campaigns/zz.yaml:2: not valid text: a NUL byte; save the file as plain UTF-8 text",
+            id="nul",
+        ),
+        pytest.param(
+            b"id: a\n\ntarget: \x07\n",
+            "campaigns/zz.yaml:3: not valid text: control character U+0007; "
+            "save the file as plain UTF-8 text",
+            id="control-character",
+        ),
+        pytest.param(
+            b"id: a\nadvertiser: \xff\xfe\n",
+            "campaigns/zz.yaml:2: not valid text: invalid UTF-8 at byte 18; save it as UTF-8",
+            id="invalid-utf8",
+        ),
+        pytest.param(
+            "\ufeffid: a\ntarget: {any: [{logo: {brand: acme}}]}\x00".encode("utf-16"),
+            "campaigns/zz.yaml:1: not valid text: invalid UTF-8 at byte 0; save it as UTF-8",
+            id="utf16",
+        ),
+    ],
+)
+def test_not_valid_text_is_one_problem_at_its_line(rules: Path, data: bytes, expected: str) -> None:
+    write(rules, "campaigns/zz.yaml", data)
+    assert [str(p) for p in problems_of(rules)] == [expected]
+
+
+LINK_OUT = (
+    "is a link to outside the rules directory: refused, never read "
+    "(a rules directory must be self-contained: copy the file in)"
+)
+
+
+def _outside(tmp_path: Path) -> Path:
+    out = tmp_path / "outside"
+    (out / "dir").mkdir(parents=True, exist_ok=True)
+    (out / "passwd").write_text(SECRET, encoding="utf-8")
+    (out / "dir" / "logo.png").write_bytes((EXAMPLES / "brands/acme/logo2.png").read_bytes())
+    (out / "dir" / "x.yaml").write_text(SECRET, encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize(
+    "link, target, problem_file",
+    [
+        ("campaigns/passwd.yaml", "passwd", "campaigns/passwd.yaml"),
+        ("brands/acme/passwd.png", "passwd", "brands/acme/passwd.png"),
+        ("brands/evil", "dir", "brands/evil"),
+        ("brands/acme/logo9.png", "dir/logo.png", "brands/acme/logo9.png"),
+    ],
+)
+def test_links_out_of_the_rules_dir_are_refused_and_never_read(
+    rules: Path, tmp_path: Path, link: str, target: str, problem_file: str
+) -> None:
+    out = _outside(tmp_path)
+    (rules / link).symlink_to(out / target)
+    problems = problems_of(rules)
+    assert [str(p) for p in problems] == [f"{problem_file}: {LINK_OUT}"]
+    assert not any("root" in str(p) or str(out) in str(p) for p in problems)
+
+
+def test_linked_campaigns_and_brands_folders_out_of_the_dir_are_refused(
+    rules: Path, tmp_path: Path
+) -> None:
+    out = _outside(tmp_path)
+    shutil.rmtree(rules / "campaigns")
+    (rules / "campaigns").symlink_to(out / "dir")
+    assert [str(p) for p in problems_of(rules)] == [f"campaigns: {LINK_OUT}"]
+    shutil.rmtree(rules / "brands")
+    (rules / "brands").symlink_to(out / "dir")
+    got = [str(p) for p in problems_of(rules)]
+    assert f"brands: {LINK_OUT}" in got and not any("root" in p for p in got)
+
+
+def test_links_inside_the_rules_dir_are_followed(rules: Path) -> None:
+    (rules / "campaigns" / "alias.yaml").symlink_to(rules / "campaigns" / "acme-own-logo.yaml")
+    with pytest.raises(RulesError, match="duplicate campaign id 'acme-own-logo'"):
+        load_rules(rules)
+
+
+def test_example_linked_out_of_the_dir_is_refused(rules: Path, tmp_path: Path) -> None:
+    out = _outside(tmp_path)
+    (rules / "shots").mkdir()
+    (rules / "shots" / "x.png").symlink_to(out / "dir" / "logo.png")
+    write(
+        rules,
+        "campaigns/zz.yaml",
+        "id: zz\ntarget: {any: [{concept: {examples: [shots/x.png]}}]}\n",
+    )
+    [p] = problems_of(rules)
+    assert (p.file, p.line, p.field) == (
+        "campaigns/zz.yaml",
+        2,
+        "target.any[0].concept.examples[0]",
+    )
+    assert "points outside the rules directory" in p.message
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param(
+            SECRET,
+            "campaigns/zz.yaml:1: top level should be a mapping (id: ..., target: ...), got text",
+            id="a-whole-file-of-text",
+        ),
+        pytest.param(
+            "id: !root:x:0:0:root/bin/bash zz\n",
+            "campaigns/zz.yaml:1: YAML syntax error (column 5): could not determine a "
+            "constructor for the tag ...",
+            id="tag",
+        ),
+        pytest.param(
+            "id: zz\ntarget: *root:x:0:0\n",
+            "campaigns/zz.yaml:2: YAML syntax error (column 9): found undefined alias ...",
+            id="alias",
+        ),
+        pytest.param(
+            "id: zz\ntarget:\n\t- root:x:0:0\n",
+            "campaigns/zz.yaml:3: YAML syntax error (column 1): found character '\\t' that "
+            "cannot start any token",
+            id="tab",
+        ),
+    ],
+)
+def test_errors_never_echo_the_file(rules: Path, text: str, expected: str) -> None:
+    write(rules, "campaigns/zz.yaml", text)
+    assert [str(p) for p in problems_of(rules)] == [expected]

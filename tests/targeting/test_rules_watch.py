@@ -100,6 +100,21 @@ def test_on_reload_hears_every_change_and_every_rejection_but_not_no_ops(rules: 
     assert [(r.ok, r.changed) for r in heard] == [(False, False), (True, True)]
 
 
+def test_a_nul_byte_on_reload_is_a_rejected_reload(rules: Path) -> None:
+    heard: list[ReloadResult] = []
+    holder = RulesHolder(rules, on_reload=heard.append)
+    good = holder.current
+    (rules / "campaigns" / "new.yaml").write_bytes(
+        NEW_CAMPAIGN.encode().replace(b"\n", b"\x00\n", 1)
+    )
+    result = holder.reload()
+    assert not result.ok and not result.changed and result.version == good.version
+    assert [str(p) for p in result.problems] == [
+        "campaigns/new.yaml:1: not valid text: a NUL byte; save the file as plain UTF-8 text"
+    ]
+    assert heard == [result] and holder.current is good
+
+
 def test_on_change_error_vetoes_the_swap(rules: Path) -> None:
     calls = []
 
