@@ -299,10 +299,11 @@ class ConceptIndex:
         ``rules_root`` resolves example paths (written relative to the rules directory).
         ``iab_matrix`` (M, D) and ``iab_ids`` (M,) are the IAB vocabulary (e.g.
         ``vision.vocabulary.ConceptVocabulary.from_iab()`` and its matrix); required only when a
-        campaign has an ``iab`` clause. Raises ``RulesError`` for rules that cannot be compiled
-        (missing example image, unknown safety class, IAB id outside the vocabulary),
-        ``ModelError`` when the embedder returns something unusable, ``ValueError`` for wiring
-        mistakes (duplicate campaign ids, IAB clauses without a vocabulary).
+        campaign has an ``iab`` clause. Raises ``ModelError`` when the embedder returns
+        something unusable and ``ValueError`` for wiring mistakes only: duplicate campaign ids,
+        IAB clauses without a vocabulary, and campaigns that did not come through
+        ``load_rules`` (a missing example, an unknown safety class or IAB id: the loader reports
+        those at file:line, so the index does not report them a second way).
         """
         got = compile_index(
             campaigns, embedder, rules_root=rules_root, iab_matrix=iab_matrix, iab_ids=iab_ids

@@ -26,7 +26,7 @@ from targeting.index_layout import (
     SafetyKey,
 )
 from targeting.rules_schema import DEFAULT_EXCLUDE_THRESHOLD, Campaign, Concept
-from vision.errors import ModelError, RuleProblem, RulesError
+from vision.errors import ModelError
 from vision.safety_classes import SAFETY_BY_NAME
 from vision.taxonomy import iab_by_id
 
@@ -80,7 +80,7 @@ def compile_index(
             raise ValueError(f"campaign id {c.id!r} appears twice: ids must be unique")
         pos[c.id] = len(pos)
         b.add(c)
-    b.raise_problems()
+    b.resolve()
     if len(b.columns) > MAX_CONCEPT_COLUMNS:
         raise ValueError(
             f"{len(b.columns)} distinct concepts exceed MAX_CONCEPT_COLUMNS={MAX_CONCEPT_COLUMNS}"
@@ -123,7 +123,6 @@ class _Builder:
         self._raw: list[
             tuple[Campaign, list[tuple[str, int]], int, list[tuple[str, int]], bool]
         ] = []
-        self.problems: list[RuleProblem] = []
         self.plans: list[CampaignPlan] = []
 
     def _slot(self, key: object, kind: str, store: list) -> tuple[str, int]:
@@ -149,14 +148,7 @@ class _Builder:
             ex = tuple(sorted(set(concept.examples or ())))
             for rel in ex:
                 if not (self.root / rel).is_file():
-                    self.problems.append(
-                        RuleProblem(
-                            f"campaign {c.id}",
-                            None,
-                            where,
-                            f"example image '{rel}' not found under {self.root}",
-                        )
-                    )
+                    raise _unchecked(c, where, f"example image '{rel}' not found")
             col = ConceptColumn("example", ", ".join(ex), thr, ex)
         return self._slot(col, "concept", self.columns)
 
@@ -186,16 +178,7 @@ class _Builder:
         for j, name in enumerate(c.exclude.safety):
             sc = SAFETY_BY_NAME.get(name)
             if sc is None:
-                known = ", ".join(sorted(SAFETY_BY_NAME))
-                self.problems.append(
-                    RuleProblem(
-                        f"campaign {c.id}",
-                        None,
-                        f"exclude.safety[{j}]",
-                        f"unknown safety class '{name}' (known: {known})",
-                    )
-                )
-                continue
+                raise _unchecked(c, f"exclude.safety[{j}]", f"unknown safety class '{name}'")
             excl.append(self._slot(SafetyKey(name, sc.threshold), "safety", self.safety_keys))
         for j, concept in enumerate(c.exclude.concepts):
             excl.append(self._concept(c, concept, True, f"exclude.concepts[{j}]"))
@@ -204,9 +187,8 @@ class _Builder:
             excl.append(self._slot(key4, "logo", self.logo_keys))
         self._raw.append((c, clause_slots, len(c.target.all), excl, bool(c.exclude.concepts)))
 
-    def raise_problems(self) -> None:
-        if self.problems:
-            raise RulesError(self.problems)
+    def resolve(self) -> None:
+        """Turn every campaign's slots into signal indices (``plans``), once all are added."""
         k = len(self.columns)
         base = {
             "concept": 0,
@@ -228,6 +210,19 @@ class _Builder:
                     exclude_concepts=ex_concepts,
                 )
             )
+
+
+def _unchecked(c: Campaign, where: str, what: str) -> ValueError:
+    """A wiring mistake: campaigns that did not come through ``load_rules``.
+
+    The rules loader is the one place that reports rules mistakes (at ``file:line``, with every
+    other mistake); the index only meets campaigns it has checked, so reaching this is a bug in
+    the caller, not the advertiser's, and it is not reported a second way.
+    """
+    return ValueError(
+        f"campaign {c.id!r} {where}: {what}; ConceptIndex.build expects campaigns checked by "
+        "targeting.rules_loader.load_rules (which reports this at file:line)"
+    )
 
 
 def _batches(items: Sequence[str] | Sequence[Path], size: int) -> Iterator[Sequence]:
@@ -317,26 +312,20 @@ def _iab_table(
         chains.append(chain)
     depth = max(len(ch) for ch in chains)
     ancestors = np.asarray([ch + [ch[0]] * (depth - len(ch)) for ch in chains], dtype=np.intp)
-    problems = []
     width = max(len(k.ids) for k in b.iab_keys)
     clause_ids = np.full((len(b.iab_keys), width), len(space), dtype=np.intp)
     for q, key in enumerate(b.iab_keys):
         for j, iid in enumerate(key.ids):
             if iid not in space:
-                users = sorted({c.id for c, slots, *_ in b._raw if ("iab", q) in slots})
-                problems.append(
-                    RuleProblem(
-                        f"campaign {users[0]}",
-                        None,
-                        "target.iab",
-                        f"IAB id '{iid}' is neither in the IAB vocabulary nor a parent of one of "
-                        "its categories, so it could never match",
-                    )
+                user = next(c for c, slots, *_ in b._raw if ("iab", q) in slots)
+                raise _unchecked(
+                    user,
+                    "target.iab",
+                    f"IAB id '{iid}' is neither in the IAB vocabulary nor a parent of one of "
+                    "its categories",
                 )
             else:
                 clause_ids[q, j] = space[iid]
-    if problems:
-        raise RulesError(problems)
     names = tuple(taxonomy[i].name if i in taxonomy else i for i in ids)
     return IabTable(
         ids=ids,

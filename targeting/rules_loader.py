@@ -32,8 +32,12 @@ Decisions (documented here because advertisers will hit them):
 - Example image paths are relative to the rules root; absolute paths, and paths that leave the
   root (``..`` or a symlink pointing outside), are refused so a rules directory is self-contained
   and cannot make the server read arbitrary files.
-- Images (brand references, examples) are checked by their first bytes (PNG/JPEG/WebP
-  signature) and size, not decoded: decoding is the vision side's job and happens at start-up.
+- Whatever ``scan``/``serve`` would refuse at start-up is reported here, at file:line: brand
+  reference images get the logo matcher's own check (``vision.brands.check_reference``: header
+  limits before any pixel, so a decompression bomb costs nothing; almost fully transparent
+  images; logos with too few features), example images the decoder's checks. A rules
+  directory without ``brands/`` (or with an empty one) is valid when no campaign names a brand;
+  ``RuleSet.brands_dir`` is then None and no logo matcher is needed.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ import yaml
 import yaml.reader
 from pydantic import ValidationError
 
-from targeting.rules_schema import Campaign, Concept, Logo
+from targeting.rules_schema import Campaign, Concept
 from targeting.schema_messages import describe, suggest, yaml_kind, yaml_path
 from targeting.yaml_lines import (
     MAX_YAML_NODES,
@@ -64,7 +68,8 @@ from targeting.yaml_lines import (
     format_field,
     line_for,
 )
-from vision.errors import RuleProblem, RulesError
+from vision.brands import BRAND_SLUG
+from vision.errors import MediaError, RuleProblem, RulesError
 from vision.image_formats import IMAGE_SUFFIXES, UNSUPPORTED_IMAGE_SUFFIXES, sniff_image_format
 from vision.limits import ALLOWED_IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_REFS_PER_BRAND
 from vision.safety_classes import SAFETY_BY_NAME
@@ -79,10 +84,6 @@ MAX_CAMPAIGN_FILE_BYTES = 256 * 1024
 """Largest campaign file read, in bytes; a campaign is a few dozen lines."""
 MAX_CAMPAIGN_FILES = 5_000
 """Most campaign files in one rules directory."""
-_BRAND_SLUG = re.compile(
-    next(m.pattern for m in Logo.model_fields["brand"].metadata if getattr(m, "pattern", None))
-)
-"""The schema's brand pattern: a brands/ folder must be nameable in ``logo: {brand: ...}``."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,12 @@ class RuleSet:
         object.__setattr__(self, "_by_id", MappingProxyType({c.id: c for c in self.campaigns}))
         object.__setattr__(self, "brands", MappingProxyType(dict(self.brands)))
         object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
+
+    @property
+    def brands_dir(self) -> Path | None:
+        """``root/brands`` when it holds at least one brand, else None: face- and concept-only
+        rules need no logo matcher (build one only from this, never from ``root/brands``)."""
+        return self.root / BRANDS_DIR if self.brands else None
 
     def campaign(self, campaign_id: str) -> Campaign:
         """The campaign with this id; ``KeyError`` naming the known ids if there is none."""
@@ -382,7 +389,7 @@ def _load_brands(root: Path, col: _Collector) -> dict[str, tuple[Path, ...]]:
         if not entry.is_dir():
             log.warning("%s: ignored (reference images go in %s/<brand>/)", rel, BRANDS_DIR)
             continue
-        if not _BRAND_SLUG.fullmatch(entry.name):
+        if not BRAND_SLUG.fullmatch(entry.name):
             col.add(
                 rel,
                 None,
@@ -420,17 +427,34 @@ def _load_brands(root: Path, col: _Collector) -> dict[str, tuple[Path, ...]]:
             col.add(rel, None, "", f"{len(images)} reference images, over {MAX_REFS_PER_BRAND}")
             continue
         # A brand with a broken image stays known, so campaigns naming it get no second error.
-        brands[entry.name] = tuple(p for p in images if _check_image(p, col, col.rel(p), None, ""))
+        brands[entry.name] = tuple(
+            p for p in images if _check_image(p, col, col.rel(p), None, "", brand=entry.name)
+        )
     return brands
 
 
-def _check_image(path: Path, col: _Collector, file: str, line: int | None, where: Any) -> bool:
-    """Read an image's bytes (for the version) and check its signature; problems go to ``col``.
+def _check_image(
+    path: Path,
+    col: _Collector,
+    file: str,
+    line: int | None,
+    where: Any,
+    *,
+    brand: str | None = None,
+) -> bool:
+    """Read an image's bytes (for the version) and check them; problems go to ``col``.
 
     ``file``/``line``/``where`` say where the problem is reported: the image itself for a brand
-    reference, the campaign line that names it for an example.
+    reference, the campaign line that names it for an example. A brand reference gets every
+    check the logo matcher makes at start-up (``vision.brands.check_reference``: decode limits
+    from the header, transparency, enough features); an example gets the decoder's checks
+    (``vision.image_decode.decode_image``), as the embedder will decode it.
     """
-    name = "" if file == col.rel(path) else f"{col.rel(path)}: "
+    from vision.brands import check_reference
+    from vision.image_decode import decode_image
+
+    rel = col.rel(path)
+    name = "" if file == rel else f"{rel}: "
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -449,6 +473,14 @@ def _check_image(path: Path, col: _Collector, file: str, line: int | None, where
             where,
             f"{name}not a PNG, JPEG or WebP image (by its first bytes)",
         )
+        return False
+    try:
+        if brand is not None:
+            check_reference(data, rel, brand)
+        else:
+            decode_image(data, rel)
+    except MediaError as exc:
+        col.add(file, line, where, f"{name}{str(exc).removeprefix(f'{rel}: ')}")
         return False
     return True
 
@@ -484,7 +516,7 @@ def _check_directory(
                 first_seen[cid] = where
                 sources[cid] = where
         for path, value in _brand_refs(p.data):
-            if isinstance(value, str) and _BRAND_SLUG.fullmatch(value) and value not in brands:
+            if isinstance(value, str) and BRAND_SLUG.fullmatch(value) and value not in brands:
                 col.add(p.rel, line_for(p.lines, path), path, _unknown_brand(value, brands))
         for path, value in _example_refs(p.data):
             if isinstance(value, str) and value.strip():

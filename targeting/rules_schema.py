@@ -15,6 +15,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from vision.brands import BRAND_SLUG
+
 DEFAULT_PROMPT_THRESHOLD = 0.25
 """Cosine similarity (CLIP ViT-B-32 image vs text) at which a prompt concept holds."""
 DEFAULT_EXAMPLE_THRESHOLD = 0.8
@@ -78,7 +80,7 @@ class Concept(_Strict):
 class Logo(_Strict):
     """A brand's logo on screen; the brand must have reference images in ``brands/<brand>/``."""
 
-    brand: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    brand: str = Field(min_length=1, pattern=BRAND_SLUG.pattern)
     min_score: Score = DEFAULT_LOGO_MIN_SCORE
     min_area: Score = 0.0
 

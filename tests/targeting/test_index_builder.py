@@ -13,7 +13,7 @@ import pytest
 from targeting.concept_index import ConceptIndex
 from targeting.rules_schema import DEFAULT_EXCLUDE_THRESHOLD, Campaign
 from tests.targeting.fakes import FAKE_DIM, FakeEmbedder
-from vision.errors import ModelError, RulesError
+from vision.errors import ModelError
 
 
 def camp(cid: str, **kw: Any) -> Campaign:
@@ -97,14 +97,19 @@ class ZeroVectors(FakeEmbedder):
             [camp("a", target={"any": [{"concept": {"examples": ["ex/none.jpg"]}}]})],
             FakeEmbedder(),
             {},
-            pytest.raises(RulesError, match=r"example image 'ex/none.jpg' not found"),
+            pytest.raises(
+                ValueError,
+                match=r"campaign 'a' target.any\[0\].concept: example image 'ex/none.jpg' not "
+                r"found; ConceptIndex.build expects campaigns checked by "
+                r"targeting.rules_loader.load_rules",
+            ),
         ),
         (
             [camp("a", exclude={"safety": ["nudity", "gambling"]})],
             FakeEmbedder(),
             {},
             pytest.raises(
-                RulesError, match=r"exclude.safety\[1\]: unknown safety class 'gambling'"
+                ValueError, match=r"'a' exclude.safety\[1\]: unknown safety class 'gambling'; "
             ),
         ),
         (
@@ -117,7 +122,7 @@ class ZeroVectors(FakeEmbedder):
             [camp("a", target={"any": [{"iab": ["999999"]}]})],
             FakeEmbedder(),
             {"iab_matrix": IAB_MATRIX, "iab_ids": VOCAB},
-            pytest.raises(RulesError, match="IAB id '999999' is neither in the IAB vocabulary"),
+            pytest.raises(ValueError, match="IAB id '999999' is neither in the IAB vocabulary"),
         ),
         (
             [camp("a", target={"any": [{"iab": [AUTO]}]})],

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
+import struct
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from targeting.rules_loader import RuleSet, load_rules
 from targeting.yaml_lines import MAX_YAML_NODES
-from vision.errors import RuleProblem, RulesError
+from vision.errors import MediaError, RuleProblem, RulesError
+from vision.logo_matcher import LogoMatcher
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "rules"
@@ -679,3 +685,105 @@ def test_example_linked_out_of_the_dir_is_refused(rules: Path, tmp_path: Path) -
 def test_errors_never_echo_the_file(rules: Path, text: str, expected: str) -> None:
     write(rules, "campaigns/zz.yaml", text)
     assert [str(p) for p in problems_of(rules)] == [expected]
+
+
+# ------------------------------------------- defect 3: what scan/serve refuse, rules check reports
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    """A small, valid-looking PNG whose header claims ``width`` x ``height`` RGB pixels."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\0" * 1024)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+BAD_REFERENCES = [
+    pytest.param(
+        png_bomb(),
+        "100000x100000 pixels by its header, over the 50000000-pixel limit for images; "
+        "save the logo smaller (a few hundred pixels across is plenty)",
+        id="decompression-bomb",
+    ),
+    pytest.param(
+        png(np.zeros((64, 64, 4), np.uint8)),
+        "the image is transparent almost everywhere (under 64 visible pixels); "
+        "nothing of the logo is left to match",
+        id="transparent",
+    ),
+    pytest.param(
+        png(np.full((200, 200, 3), 255, np.uint8)),
+        "only 0 features found in brand 'acme''s reference logo (need 12); "
+        "use a larger, more detailed image",
+        id="featureless",
+    ),
+    pytest.param(
+        b"\x89PNG\r\n\x1a\n not really a png",
+        "cannot decode reference logo (truncated or corrupt PNG (no IHDR header))",
+        id="corrupt",
+    ),
+]
+
+
+@pytest.mark.parametrize("data, message", BAD_REFERENCES)
+def test_rules_check_refuses_what_the_logo_matcher_refuses(
+    rules: Path, data: bytes, message: str
+) -> None:
+    write(rules, "brands/acme/bad.png", data)
+    assert [str(p) for p in problems_of(rules)] == [f"brands/acme/bad.png: {message}"]
+    with pytest.raises(MediaError) as info:  # the same image, the same words, at start-up
+        LogoMatcher.from_brands_dir(rules / "brands")
+    assert str(info.value) == f"{rules / 'brands/acme/bad.png'}: {message}"
+
+
+def test_example_image_bomb_is_reported_at_the_campaign_line(rules: Path) -> None:
+    write(rules, "shots/bomb.png", png_bomb())
+    write(
+        rules,
+        "campaigns/zz.yaml",
+        "id: zz\ntarget:\n  any: [{concept: {examples: [shots/bomb.png]}}]\n",
+    )
+    [p] = problems_of(rules)
+    assert str(p) == (
+        "campaigns/zz.yaml:3: target.any[0].concept.examples[0]: shots/bomb.png: image is "
+        "100000x100000 = 10000 MP, over the 50 MP limit"
+    )
+
+
+FACE_ONLY = "id: faces\ntarget:\n  all:\n    - face: {min_count: 1}\n"
+
+
+@pytest.mark.parametrize("brands", ["missing", "empty"])
+def test_face_only_rules_need_no_brands(tmp_path: Path, brands: str) -> None:
+    write(tmp_path, "campaigns/faces.yaml", FACE_ONLY)
+    if brands == "empty":
+        (tmp_path / "brands").mkdir()
+    got = load_rules(tmp_path)
+    assert [c.id for c in got.campaigns] == ["faces"] and dict(got.brands) == {}
+    assert got.brands_dir is None  # so scan/serve build no logo matcher
+    assert load_rules(EXAMPLES).brands_dir == EXAMPLES.resolve() / "brands"
+
+
+def test_one_brand_slug_pattern_for_schema_loader_and_brands() -> None:
+    from targeting.rules_schema import Logo
+    from vision.brands import BRAND_SLUG, BrandRefs
+
+    pattern = next(m.pattern for m in Logo.model_fields["brand"].metadata if hasattr(m, "pattern"))
+    assert pattern == BRAND_SLUG.pattern
+    image = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="brand must match"):  # `$` alone lets "acme\n" through
+        BrandRefs(brand="acme\n", images=(image,), masks=(None,), paths=(Path("x.png"),))
