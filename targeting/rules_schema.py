@@ -34,7 +34,10 @@ DEFAULT_GAP_S = 1.0
 """Matching keyframes closer than this (seconds) belong to one segment."""
 DEFAULT_BID_CPM = 1.0
 
-Score = Annotated[float, Field(ge=0.0, le=1.0)]
+Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+"""A score or cosine threshold, 0..1. Every number in the schema is ``strict``: ``true`` is not
+1.0 and ``"0.3"`` (quoted) is not 0.3 (pydantic's lax mode would take both silently); an
+integer is fine where a float is expected (``bid_cpm: 4``)."""
 
 
 class _Strict(BaseModel):
@@ -88,8 +91,8 @@ class Logo(_Strict):
 class Face(_Strict):
     """Faces on screen: at least ``min_count`` faces each covering ``min_area`` of the frame."""
 
-    min_count: int = Field(default=1, ge=1, le=100)
-    max_count: int | None = Field(default=None, ge=1, le=100)
+    min_count: int = Field(default=1, ge=1, le=100, strict=True)
+    max_count: int | None = Field(default=None, ge=1, le=100, strict=True)
     min_area: Score = DEFAULT_FACE_MIN_AREA
     min_score: Score = 0.4
 
@@ -104,7 +107,7 @@ class Iab(_Strict):
     """IAB Content Taxonomy 3.1 categories; a parent id also matches its children."""
 
     ids: tuple[str, ...] = Field(min_length=1)
-    top_k: int = Field(default=DEFAULT_IAB_TOP_K, ge=1, le=50)
+    top_k: int = Field(default=DEFAULT_IAB_TOP_K, ge=1, le=50, strict=True)
     threshold: Score | None = None
 
     @field_validator("ids", mode="before")
@@ -178,11 +181,11 @@ class Campaign(_Strict):
     target: Target
     advertiser: str = ""
     description: str = ""
-    bid_cpm: float = Field(default=DEFAULT_BID_CPM, gt=0.0, le=10_000.0)
+    bid_cpm: float = Field(default=DEFAULT_BID_CPM, gt=0.0, le=10_000.0, strict=True)
     flight: Flight | None = None
     exclude: Exclude = Exclude()
-    min_duration_s: float = Field(default=DEFAULT_MIN_DURATION_S, ge=0.0, le=3600.0)
-    gap_s: float = Field(default=DEFAULT_GAP_S, ge=0.0, le=60.0)
+    min_duration_s: float = Field(default=DEFAULT_MIN_DURATION_S, ge=0.0, le=3600.0, strict=True)
+    gap_s: float = Field(default=DEFAULT_GAP_S, ge=0.0, le=60.0, strict=True)
 
     def active_on(self, day: date) -> bool:
         return self.flight is None or self.flight.active_on(day)

@@ -114,4 +114,16 @@ def describe(err: Mapping[str, Any], path: YamlPath) -> str:
         msg = "should be" + msg.removeprefix("Input should be")
     if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
         return f"{msg}, got {_got(value)} (put it in quotes)"
+    if kind in ("float_type", "int_type") and isinstance(value, bool):
+        return f"{msg}, got true/false ({value}): write the number itself"
+    if kind in ("float_type", "int_type") and isinstance(value, str) and _is_number(value):
+        return f"{msg}, got text {_got(value)} (write it without quotes)"
     return f"{msg}, got {yaml_kind(value)}"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -6,11 +6,14 @@ import io
 import logging
 import shutil
 import struct
+import typing
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from targeting.rules_loader import RuleSet, load_rules
@@ -220,7 +223,7 @@ target:
         "id: bad\nbid_cpm: cheap\ntarget: {any: [{face: {}}]}\n",
         2,
         "bid_cpm",
-        "should be a valid number, unable to parse string as a number, got text 'cheap'",
+        "should be a valid number, got text 'cheap'",
         id="wrong-type",
     ),
     pytest.param(
@@ -787,3 +790,102 @@ def test_one_brand_slug_pattern_for_schema_loader_and_brands() -> None:
     image = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="brand must match"):  # `$` alone lets "acme\n" through
         BrandRefs(brand="acme\n", images=(image,), masks=(None,), paths=(Path("x.png"),))
+
+
+# ------------------------------------------------ defect 10 (rules): numbers are never booleans
+
+# (path to the number, campaign with the path's clause, an integer that is valid there, kind)
+NUMBER_FIELDS = [
+    ("bid_cpm", {}, 4, "number"),
+    ("min_duration_s", {}, 2, "number"),
+    ("gap_s", {}, 1, "number"),
+    ("target.any[0].concept.threshold", {"concept": {"prompt": "snow"}}, 0, "number"),
+    ("target.any[0].logo.min_score", {"logo": {"brand": "acme"}}, 1, "number"),
+    ("target.any[0].logo.min_area", {"logo": {"brand": "acme"}}, 0, "number"),
+    ("target.any[0].face.min_count", {"face": {}}, 2, "integer"),
+    ("target.any[0].face.max_count", {"face": {}}, 3, "integer"),
+    ("target.any[0].face.min_area", {"face": {}}, 0, "number"),
+    ("target.any[0].face.min_score", {"face": {}}, 1, "number"),
+    ("target.any[0].iab.top_k", {"iab": {"ids": ["1"]}}, 5, "integer"),
+    ("target.any[0].iab.threshold", {"iab": {"ids": ["1"]}}, 0, "number"),
+    ("exclude.concepts[0].threshold", {"exclude-concept": {"prompt": "crash"}}, 1, "number"),
+    ("exclude.logos[0].min_score", {"exclude-logo": {"brand": "rival"}}, 1, "number"),
+    ("exclude.logos[0].min_area", {"exclude-logo": {"brand": "rival"}}, 0, "number"),
+]
+
+
+def _with_number(clause: dict[str, Any], path: str, value: object) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": "zz", "target": {"any": [{"logo": {"brand": "acme"}}]}}
+    leaf = path.rsplit(".", 1)[-1]
+    if "exclude-concept" in clause:
+        doc["exclude"] = {"concepts": [{**clause["exclude-concept"], leaf: value}]}
+    elif "exclude-logo" in clause:
+        doc["exclude"] = {"logos": [{**clause["exclude-logo"], leaf: value}]}
+    elif clause:
+        ((kind, body),) = clause.items()
+        doc["target"] = {"any": [{kind: {**body, leaf: value}}]}
+    else:
+        doc[leaf] = value
+    return doc
+
+
+@pytest.mark.parametrize("path, clause, ok, kind", NUMBER_FIELDS, ids=[f[0] for f in NUMBER_FIELDS])
+def test_every_number_refuses_booleans_and_quoted_numbers(
+    rules: Path, path: str, clause: dict[str, Any], ok: int, kind: str
+) -> None:
+    file = write(rules, "campaigns/zz.yaml", yaml.safe_dump(_with_number(clause, path, True)))
+    [p] = problems_of(rules)
+    assert (p.field, p.message) == (
+        path,
+        f"should be a valid {kind}, got true/false (True): write the number itself",
+    )
+    file.write_text(yaml.safe_dump(_with_number(clause, path, str(ok))), encoding="utf-8")
+    [p] = problems_of(rules)
+    assert (p.field, p.message) == (
+        path,
+        f"should be a valid {kind}, got text '{ok}' (write it without quotes)",
+    )
+    file.write_text(yaml.safe_dump(_with_number(clause, path, ok)), encoding="utf-8")
+    assert "zz" in [c.id for c in load_rules(rules).campaigns]  # an integer is a fine float
+
+
+def test_the_table_above_names_every_number_in_the_schema() -> None:
+    """A new numeric field must be strict (and belongs in NUMBER_FIELDS)."""
+    from pydantic import BaseModel
+
+    from targeting import rules_schema
+
+    def numbers(model: type[BaseModel]) -> set[str]:
+        out = set()
+        for name, info in model.model_fields.items():
+            metadata = list(info.metadata)
+            types = set()
+            for arg in typing.get_args(info.annotation) or (info.annotation,):
+                if typing.get_origin(arg) is typing.Annotated:  # Score | None
+                    arg, *extra = typing.get_args(arg)
+                    metadata += [m for e in extra for m in getattr(e, "metadata", [e])]
+                types.add(arg)
+            if {float, int} & types:
+                assert any(getattr(m, "strict", False) for m in metadata), (model, name)
+                out.add(name)
+        return out
+
+    models = [
+        m for m in vars(rules_schema).values() if isinstance(m, type) and issubclass(m, BaseModel)
+    ]
+    found = {f"{m.__name__}.{n}" for m in models for n in numbers(m)}
+    listed = {
+        "Campaign.bid_cpm",
+        "Campaign.min_duration_s",
+        "Campaign.gap_s",
+        "Concept.threshold",
+        "Logo.min_score",
+        "Logo.min_area",
+        "Face.min_count",
+        "Face.max_count",
+        "Face.min_area",
+        "Face.min_score",
+        "Iab.top_k",
+        "Iab.threshold",
+    }
+    assert found == listed
