@@ -68,7 +68,11 @@ def flying(campaigns: Sequence[Campaign], index: ConceptIndex, today: date | Non
 class Segments:
     """Kept segments: ``campaign`` (row in plans), ``first``/``last`` (positions in Matches),
     ``start``/``end`` seconds, ``score`` (mean evidence), ``bid``, ``campaign_id_rank`` (order
-    of the campaign id among all ids, for tie-breaking without Python string sorting here)."""
+    of the campaign id among all ids, for tie-breaking without Python string sorting here).
+
+    Per match (M,): ``of_match`` the kept segment it belongs to (-1 where its segment was
+    dropped), ``match_start``/``match_end`` the span of its segment, kept or dropped (so an
+    explanation can say how short a dropped one was)."""
 
     campaign: np.ndarray
     first: np.ndarray
@@ -78,7 +82,9 @@ class Segments:
     score: np.ndarray
     bid: np.ndarray
     campaign_id_rank: np.ndarray
-    of_match: np.ndarray  # (M,) segment number of each match, -1 where its segment was dropped
+    of_match: np.ndarray
+    match_start: np.ndarray
+    match_end: np.ndarray
 
 
 def segment(
@@ -119,4 +125,6 @@ def segment(
         bid=tab.bid_cpm[camp[keep]],
         campaign_id_rank=tab.id_rank[camp[keep]],
         of_match=renumber[seg_no],
+        match_start=start[seg_no],
+        match_end=end[seg_no],
     )
