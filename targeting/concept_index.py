@@ -13,6 +13,7 @@ concept  one per distinct (prompt or example set, threshold) ``embedding @ matri
 iab      one per distinct (ids, top_k, threshold)          the frame's top-k IAB categories
 logo     one per distinct (brand, min_score, min_area)     ``FrameFacts.logos``
 face     one per distinct (min_count, max_count, ...)      ``FrameFacts.detections`` faces
+text     one per distinct (phrases, min_score)             ``FrameFacts.text`` (OCR reads)
 safety   one per brand-safety class named in an exclusion  ``FrameFacts.safety``
 ======== ================================================= =============================
 
@@ -61,6 +62,7 @@ from targeting.index_layout import (
     LogoKey,
     SafetyKey,
     SignalKind,
+    TextKey,
 )
 from targeting.rules_schema import Campaign
 from vision.errors import ModelError
@@ -83,6 +85,7 @@ __all__ = [
     "LogoKey",
     "SafetyKey",
     "SignalKind",
+    "TextKey",
 ]
 
 
@@ -92,7 +95,8 @@ class ConceptIndex:
 
     ``matrix`` (K, D) float32 has L2-normalized rows; ``thresholds`` (K,) float32 cosines.
     Signal ``s`` is a concept column for ``s < K``, then come ``iab_keys``, ``logo_keys``,
-    ``face_keys``, ``safety_keys`` in that order (``offsets`` gives where each range starts).
+    ``face_keys``, ``text_keys``, ``safety_keys`` in that order (``offsets`` gives where each
+    range starts).
     Build it with ``ConceptIndex.build``; it is immutable and safe to share between threads.
     """
 
@@ -105,6 +109,7 @@ class ConceptIndex:
     iab: IabTable | None
     logo_keys: tuple[LogoKey, ...]
     face_keys: tuple[FaceKey, ...]
+    text_keys: tuple[TextKey, ...]
     safety_keys: tuple[SafetyKey, ...]
     plans: tuple[CampaignPlan, ...]
     all_flat: Flat
@@ -118,19 +123,22 @@ class ConceptIndex:
 
     @cached_property
     def offsets(self) -> Mapping[str, int]:
-        """Start of each signal range: ``concept``, ``iab``, ``logo``, ``face``, ``safety``, ``end``."""
+        """Start of each signal range: ``concept``, ``iab``, ``logo``, ``face``, ``text``,
+        ``safety``, ``end``."""
         k = len(self.columns)
         q = k + len(self.iab_keys)
         g = q + len(self.logo_keys)
         f = g + len(self.face_keys)
+        x = f + len(self.text_keys)
         return MappingProxyType(
             {
                 "concept": 0,
                 "iab": k,
                 "logo": q,
                 "face": g,
-                "safety": f,
-                "end": f + len(self.safety_keys),
+                "text": f,
+                "safety": x,
+                "end": x + len(self.safety_keys),
             }
         )
 
@@ -173,8 +181,14 @@ class ConceptIndex:
         o = self.offsets
         if s < o["iab"]:
             return self.columns[s].kind
-        for kind in ("iab", "logo", "face", "safety"):
-            nxt = {"iab": "logo", "logo": "face", "face": "safety", "safety": "end"}[kind]
+        ranges: tuple[tuple[SignalKind, str], ...] = (
+            ("iab", "logo"),
+            ("logo", "face"),
+            ("face", "text"),
+            ("text", "safety"),
+            ("safety", "end"),
+        )
+        for kind, nxt in ranges:
             if s < o[nxt]:
                 return kind
         raise IndexError(f"signal {s} out of range 0..{o['end'] - 1}")
@@ -319,6 +333,7 @@ class ConceptIndex:
             iab=got.iab,
             logo_keys=got.logo_keys,
             face_keys=got.face_keys,
+            text_keys=got.text_keys,
             safety_keys=got.safety_keys,
             plans=plans,
             all_flat=Flat.of([p.all_signals for p in plans]),

@@ -24,8 +24,15 @@ from targeting.index_layout import (
     IabTable,
     LogoKey,
     SafetyKey,
+    TextKey,
 )
-from targeting.rules_schema import DEFAULT_EXCLUDE_THRESHOLD, Campaign, Concept
+from targeting.rules_schema import (
+    DEFAULT_EXCLUDE_THRESHOLD,
+    DEFAULT_TEXT_MIN_SCORE,
+    Campaign,
+    Concept,
+)
+from targeting.text_match import canonical_words
 from vision.errors import ModelError
 from vision.safety_classes import SAFETY_BY_NAME
 from vision.taxonomy import iab_by_id
@@ -56,6 +63,7 @@ class CompiledIndex:
     iab: IabTable | None
     logo_keys: tuple[LogoKey, ...]
     face_keys: tuple[FaceKey, ...]
+    text_keys: tuple[TextKey, ...]
     safety_keys: tuple[SafetyKey, ...]
     plans: tuple[CampaignPlan, ...]
     positions: dict[str, int]
@@ -103,6 +111,7 @@ def compile_index(
         iab=_iab_table(b, iab_matrix, iab_ids, dim),
         logo_keys=tuple(b.logo_keys),
         face_keys=tuple(b.face_keys),
+        text_keys=tuple(b.text_keys),
         safety_keys=tuple(b.safety_keys),
         plans=tuple(b.plans),
         positions=pos,
@@ -118,6 +127,7 @@ class _Builder:
         self.iab_keys: list[IabClauseKey] = []
         self.logo_keys: list[LogoKey] = []
         self.face_keys: list[FaceKey] = []
+        self.text_keys: list[TextKey] = []
         self.safety_keys: list[SafetyKey] = []
         self._slots: dict[object, tuple[str, int]] = {}
         self._raw: list[
@@ -174,6 +184,9 @@ class _Builder:
                 f = clause.face
                 key3 = FaceKey(f.min_count, f.max_count, float(f.min_area), float(f.min_score))
                 clause_slots.append(self._slot(key3, "face", self.face_keys))
+            elif clause.text is not None:
+                key5 = _text_key(clause.text.any, float(clause.text.min_score))
+                clause_slots.append(self._slot(key5, "text", self.text_keys))
         excl: list[tuple[str, int]] = []
         for j, name in enumerate(c.exclude.safety):
             sc = SAFETY_BY_NAME.get(name)
@@ -185,6 +198,9 @@ class _Builder:
         for lg in c.exclude.logos:
             key4 = LogoKey(lg.brand, float(lg.min_score), float(lg.min_area))
             excl.append(self._slot(key4, "logo", self.logo_keys))
+        if c.exclude.text:
+            key6 = _text_key(c.exclude.text, DEFAULT_TEXT_MIN_SCORE)
+            excl.append(self._slot(key6, "text", self.text_keys))
         self._raw.append((c, clause_slots, len(c.target.all), excl, bool(c.exclude.concepts)))
 
     def resolve(self) -> None:
@@ -194,9 +210,10 @@ class _Builder:
             "concept": 0,
             "iab": k,
             "logo": k + len(self.iab_keys),
-            "face": k + len(self.iab_keys) + len(self.logo_keys),
-            "safety": k + len(self.iab_keys) + len(self.logo_keys) + len(self.face_keys),
         }
+        base["face"] = base["logo"] + len(self.logo_keys)
+        base["text"] = base["face"] + len(self.face_keys)
+        base["safety"] = base["text"] + len(self.text_keys)
         for c, slots, n_all, excl, ex_concepts in self._raw:
             sigs = tuple(base[kind] + i for kind, i in slots)
             ex = tuple(sorted({base[kind] + i for kind, i in excl}))
@@ -210,6 +227,11 @@ class _Builder:
                     exclude_concepts=ex_concepts,
                 )
             )
+
+
+def _text_key(phrases: Sequence[str], min_score: float) -> TextKey:
+    ordered = tuple(dict.fromkeys(phrases))
+    return TextKey(ordered, min_score, tuple(canonical_words(p) for p in ordered))
 
 
 def _unchecked(c: Campaign, where: str, what: str) -> ValueError:

@@ -17,7 +17,7 @@ import numpy as np
 
 from targeting.rules_schema import Campaign
 
-SignalKind = Literal["concept", "example", "iab", "logo", "face", "safety"]
+SignalKind = Literal["concept", "example", "iab", "logo", "face", "text", "safety"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,16 @@ class FaceKey:
     max_count: int | None
     min_area: float
     min_score: float
+
+
+@dataclass(frozen=True)
+class TextKey:
+    """A distinct text condition: OCR reads one of ``phrases`` (as written) with score >=
+    ``min_score``. ``words`` are the phrases in canonical form (``targeting.text_match``)."""
+
+    phrases: tuple[str, ...]
+    min_score: float
+    words: tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,13 @@ def reason_for(
         what = f"{aux_a} face" + ("s" if aux_a != 1 else "")
         detail = f"count {limit}, area >= {fk.min_area:g}, score >= {fk.min_score:g}"
         return Reason("face", what, raw, t, box, detail=detail)
+    if kind == "text":
+        tk = index.text_keys[s - o["text"]]
+        phrase = tk.phrases[aux_a]
+        edits = f"{aux_b} OCR edit" + ("s" if aux_b != 1 else "")
+        if exclusion:
+            return Reason("exclusion", f"text:{phrase}", raw, t, box, detail=f"excluded, {edits}")
+        return Reason("text", phrase, raw, t, box, detail=f"{edits}, score >= {tk.min_score:g}")
     sk = index.safety_keys[s - o["safety"]]
     return Reason("exclusion", sk.name, raw, t, box, detail=f"safety score >= {sk.threshold:g}")
 

@@ -152,6 +152,14 @@ class RuleSet:
         """The absolute path of an example as written in a concept (relative to ``root``)."""
         return self.root / _example_rel(rel)
 
+    @property
+    def uses_text(self) -> bool:
+        """Some campaign targets or excludes on-screen text, so keyframes need OCR."""
+        return any(
+            c.exclude.text or any(cl.text is not None for cl in c.target.clauses)
+            for c in self.campaigns
+        )
+
     def iab_ids(self) -> tuple[str, ...]:
         """Every distinct IAB id named by an ``iab`` clause, sorted."""
         return tuple(

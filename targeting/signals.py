@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from targeting.concept_index import ConceptIndex
+from targeting.text_match import canonical_words, phrase_edits
 from vision.types import FrameFacts, box_area
 
 CONCEPT_EVIDENCE_SPAN = 0.10
@@ -33,8 +34,9 @@ EVIDENCE_RESOLUTION = 1e-5
 class FrameSignals:
     """Dense signals for n keyframes: ``hit`` (n, T) bool, ``ev`` (n, T) float32 evidence
     (0 where no hit), ``raw`` (n, T) float64 underlying score, ``box`` (n, T - off_logo, 4)
-    float64 (NaN: no box) for logo/face/safety signals, ``aux_a``/``aux_b`` (n, T) int32 extras
-    (IAB: vocabulary row / rank; face: count), ``has_emb`` (n,) bool."""
+    float64 (NaN: no box) for logo/face/text/safety signals, ``aux_a``/``aux_b`` (n, T) int32
+    extras (IAB: vocabulary row / rank; face: count; text: phrase / edits), ``has_emb`` (n,)
+    bool."""
 
     hit: np.ndarray
     ev: np.ndarray
@@ -93,6 +95,7 @@ def frame_signals(frames: Sequence[FrameFacts], index: ConceptIndex) -> FrameSig
 
     _logo_signals(frames, index, hit, ev, raw, box)
     _face_signals(frames, index, hit, ev, raw, box, aux_a)
+    _text_signals(frames, index, hit, ev, raw, box, aux_a, aux_b)
     _safety_signals(frames, index, hit, ev, raw, box)
     return FrameSignals(hit, ev, raw, box, aux_a, aux_b, has_emb)
 
@@ -146,7 +149,7 @@ def _face_signals(
 ) -> None:
     """Count qualifying faces per (keyframe, face key); raw/box are the strongest counted face."""
     o = index.offsets
-    f0, f1 = o["face"], o["safety"]
+    f0, f1 = o["face"], o["text"]
     if f1 == f0:
         return
     keys = index.face_keys
@@ -170,6 +173,52 @@ def _face_signals(
     hit[:, f0:f1] = h
     count_out[:, f0:f1] = count
     ev[:, f0:f1] = np.where(h, _evidence(raw[:, f0:f1], min_score, 1.0 - min_score), 0.0)
+
+
+def _text_signals(
+    frames: Sequence[FrameFacts],
+    index: ConceptIndex,
+    hit: np.ndarray,
+    ev: np.ndarray,
+    raw: np.ndarray,
+    box: np.ndarray,
+    phrase_out: np.ndarray,
+    edits_out: np.ndarray,
+) -> None:
+    """Best-scoring OCR read per (keyframe, text key) that reads one of its phrases
+    (``targeting.text_match``); raw/box are that read's, ``phrase_out`` the phrase's position in
+    the key, ``edits_out`` the character edits it took. A loop over the (few) reads of the frames
+    and the distinct phrases; each read is canonicalized once."""
+    o = index.offsets
+    x0, x1 = o["text"], o["safety"]
+    if x1 == x0:
+        return
+    keys = index.text_keys
+    min_score = np.asarray([kk.min_score for kk in keys], dtype=np.float32)
+    phrases = list(dict.fromkeys(w for kk in keys for w in kk.words))
+    users: dict[tuple[str, ...], list[tuple[int, int]]] = {w: [] for w in phrases}
+    for j, kk in enumerate(keys):
+        for pi, w in enumerate(kk.words):
+            users[w].append((j, pi))
+    b0 = x0 - o["logo"]
+    for i, f in enumerate(frames):
+        for read in sorted(f.text, key=lambda r: r.score):  # weakest first: the strongest wins
+            line = canonical_words(read.text)
+            if not line:
+                continue
+            for w in phrases:
+                edits = phrase_edits(w, line)
+                if edits is None:
+                    continue
+                for j, pi in users[w]:
+                    if read.score >= min_score[j] and read.score >= raw[i, x0 + j]:
+                        hit[i, x0 + j] = True
+                        raw[i, x0 + j] = read.score
+                        box[i, b0 + j] = read.box
+                        phrase_out[i, x0 + j] = pi
+                        edits_out[i, x0 + j] = edits
+    h = hit[:, x0:x1]
+    ev[:, x0:x1] = np.where(h, _evidence(raw[:, x0:x1], min_score, 1.0 - min_score), 0.0)
 
 
 def _safety_signals(

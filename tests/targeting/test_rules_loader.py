@@ -244,7 +244,7 @@ target:
         "id: bad\ntarget:\n  any:\n    - logo: {brand: acme}\n      face: {}\n",
         4,
         "target.any[0]",
-        "each target entry needs exactly one of concept, logo, face, iab (got logo, face)",
+        "each target entry needs exactly one of concept, logo, face, iab, text (got logo, face)",
         id="clause-two-kinds",
     ),
     pytest.param(
@@ -808,6 +808,7 @@ NUMBER_FIELDS = [
     ("target.any[0].face.min_score", {"face": {}}, 1, "number"),
     ("target.any[0].iab.top_k", {"iab": {"ids": ["1"]}}, 5, "integer"),
     ("target.any[0].iab.threshold", {"iab": {"ids": ["1"]}}, 0, "number"),
+    ("target.any[0].text.min_score", {"text": {"any": ["acme"]}}, 1, "number"),
     ("exclude.concepts[0].threshold", {"exclude-concept": {"prompt": "crash"}}, 1, "number"),
     ("exclude.logos[0].min_score", {"exclude-logo": {"brand": "rival"}}, 1, "number"),
     ("exclude.logos[0].min_area", {"exclude-logo": {"brand": "rival"}}, 0, "number"),
@@ -887,5 +888,71 @@ def test_the_table_above_names_every_number_in_the_schema() -> None:
         "Face.min_score",
         "Iab.top_k",
         "Iab.threshold",
+        "Text.min_score",
     }
     assert found == listed
+
+
+# --------------------------------------------------------------- the text clause (issue 9 item 4)
+
+
+def test_text_clause_and_exclusion_load(rules: Path) -> None:
+    write(
+        rules,
+        "campaigns/zz.yaml",
+        "id: zz\ntarget:\n  any:\n    - text: {any: [acme, 'winter tyres'], min_score: 0.5}\n"
+        "exclude: {text: [breaking news]}\n",
+    )
+    got = load_rules(rules)
+    c = got.campaign("zz")
+    [clause] = c.target.any
+    assert clause.kind == "text" and clause.text is not None
+    assert clause.text.any == ("acme", "winter tyres") and c.exclude.text == ("breaking news",)
+    assert got.uses_text and not load_rules(EXAMPLES).uses_text
+
+
+@pytest.mark.parametrize(
+    "clause, field, message",
+    [
+        ("{text: {any: []}}", "target.any[0].text.any", "should have at least 1 item"),
+        (
+            "{text: {any: [acme, '!!!']}}",
+            "target.any[0].text.any",
+            "phrase 2 has no letters or digits to look for on screen",
+        ),
+        (
+            "{text: {any: [" + "x" * 101 + "]}}",
+            "target.any[0].text.any",
+            "phrase 1 has 101 characters, more than 100",
+        ),
+        (
+            "{text: {any: [acme], phrases: [acme]}}",
+            "target.any[0].text.phrases",
+            "unknown key 'phrases' (allowed: any, min_score)",
+        ),
+        ("{text: acme}", "target.any[0].text", "should be a mapping of keys"),
+        (
+            "{text: {any: [acme]}, logo: {brand: acme}}",
+            "target.any[0]",
+            "each target entry needs exactly one of concept, logo, face, iab, text (got logo, text)",
+        ),
+    ],
+)
+def test_text_clause_mistakes_are_reported_at_their_line(
+    rules: Path, clause: str, field: str, message: str
+) -> None:
+    write(rules, "campaigns/zz.yaml", f"id: zz\ntarget:\n  any:\n    - {clause}\n")
+    [p] = problems_of(rules)
+    assert (p.file, p.line, p.field) == ("campaigns/zz.yaml", 4, field)
+    assert message in p.message
+
+
+def test_text_exclusion_mistakes_are_reported(rules: Path) -> None:
+    write(
+        rules,
+        "campaigns/zz.yaml",
+        "id: zz\ntarget: {any: [{face: {}}]}\nexclude:\n  text: ['  ']\n",
+    )
+    [p] = problems_of(rules)
+    assert (p.line, p.field) == (4, "exclude.text")
+    assert p.message == "phrase 1 has no letters or digits to look for on screen"

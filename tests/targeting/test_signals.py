@@ -200,3 +200,45 @@ def test_chunked_evaluation_matches_one_pass(monkeypatch: pytest.MonkeyPatch) ->
     assert [p.to_json() for p in match(timeline, cs, idx, today=TODAY)] == whole
     got = sorted((p["campaign"], p["start_s"], p["end_s"]) for p in whole)
     assert got == [("logo", 0.5, 5.0), ("logo", 6.0, 8.5), ("snow", 0.5, 8.5)]
+
+
+TYRES = {"text": {"any": ["acme", "winter tyres"], "min_score": 0.5}}
+
+
+@pytest.mark.parametrize(
+    "reads, what, edits",
+    [
+        ((("ACME winter sale", 0.9),), "acme", 0),
+        ((("Fit W1NTER TYRE5 now", 0.8),), "winter tyres", 0),
+        ((("winter tyrs", 0.8),), "winter tyres", 1),
+        ((("acmeplex cinema", 0.9),), None, None),  # not a whole word
+        ((("ACME", 0.4),), None, None),  # read below min_score
+        ((("ACME", 0.4), ("acme motors", 0.7)), "acme", 0),  # the strong read counts
+    ],
+)
+def test_text_clause_reads_phrases_in_ocr_text(
+    reads: tuple[tuple[str, float], ...], what: str | None, edits: int | None
+) -> None:
+    c = camp("c", target={"any": [TYRES]})
+    got = run([c], [ff(0.0, text=reads)])
+    assert [p.campaign for p in got] == (["c"] if what else [])
+    if what:
+        check_reasons(got[0])
+        [r] = got[0].reasons
+        best = max(s for _, s in reads)
+        assert (r.kind, r.what, r.score, r.box) == ("text", what, best, BOX)
+        assert r.detail.startswith(f"{edits} OCR edit") and r.to_json()["text"] == what
+
+
+def test_text_exclusion_blocks_and_names_the_phrase() -> None:
+    c = camp("c", gap_s=2.0, exclude={"text": ["breaking news", "crash"]})
+    timeline = [
+        ff(i * STEP, logos=(("acme", 0.9),), text=(("BREAKING NEWS", 0.9),) if i == 2 else ())
+        for i in range(6)
+    ]
+    assert spans(run([c], timeline)) == [(0.0, 1.0), (1.5, 3.0)]
+    idx = ConceptIndex.build([c], E, rules_root=Path("."))
+    d = explain_frames(timeline, [c], idx, today=TODAY)[2]
+    [r] = d.blocking
+    assert (r.kind, r.what, r.box) == ("exclusion", "text:breaking news", BOX)
+    assert d.why_not == "blocked by text:breaking news"

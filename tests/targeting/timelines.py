@@ -17,7 +17,7 @@ from targeting.match import MAX_REASONS_PER_CLAUSE, match
 from targeting.rules_schema import Campaign
 from targeting.types import Placement
 from tests.targeting.fakes import FakeEmbedder, frame_embedding
-from vision.types import Box, Detection, FrameFacts, LogoMatch, SafetyFlag
+from vision.types import Box, Detection, FrameFacts, LogoMatch, SafetyFlag, TextRead
 
 TODAY = date(2026, 12, 1)
 
@@ -46,6 +46,7 @@ def ff(
     safety: tuple[tuple[str, float], ...] = (),
     no_embedding: bool = False,
     media: str = "vid",
+    text: tuple[tuple[str, float], ...] = (),
 ) -> FrameFacts:
     vec = None if no_embedding else frame_embedding(emb or {}, E, seed=int(t * 1000))
     return FrameFacts(
@@ -60,6 +61,7 @@ def ff(
             )
             for c, s in safety
         ),
+        text=tuple(TextRead(line, s, BOX) for line, s in text),
     )
 
 
@@ -80,10 +82,10 @@ def check_reasons(p: Placement) -> None:
     assert p.reasons, p
     per_clause: dict[tuple[str, str], int] = {}
     for r in p.reasons:
-        assert r.kind in ("concept", "example", "iab", "logo", "face"), r
+        assert r.kind in ("concept", "example", "iab", "logo", "face", "text"), r
         assert p.start_s <= r.t <= p.end_s, (r, p)
         assert np.isfinite(r.score)
-        assert (r.box is not None) == (r.kind in ("logo", "face")), r
+        assert (r.box is not None) == (r.kind in ("logo", "face", "text")), r
         per_clause[(r.kind, r.detail)] = per_clause.get((r.kind, r.detail), 0) + 1
     assert max(per_clause.values()) <= MAX_REASONS_PER_CLAUSE
     assert 0.0 <= p.score <= 1.0 and p.rank >= 1
