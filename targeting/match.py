@@ -19,12 +19,16 @@ Clause semantics: a ``logo`` clause holds for a ``LogoMatch`` of its brand with 
 ``min_score`` and box area >= ``min_area``; a ``face`` clause when the count of faces with score
 >= ``min_score`` and area >= ``min_area`` lies in ``[min_count, max_count]``; an ``iab`` clause
 when a listed id or a descendant is among the frame's ``top_k`` IAB categories (and reaches
-``threshold`` if given); a ``concept`` clause when the cosine reaches its threshold.
+``threshold`` if given); a ``concept`` clause when the cosine reaches its threshold; a ``text``
+clause when an OCR read (``FrameFacts.text``) with score >= ``min_score`` reads one of its
+phrases (``targeting.text_match``: case-insensitive, whole words, OCR confusions tolerated).
+An excluded text (``exclude.text``) blocks the same way.
 
 **Evidence** of a clause that holds, in 0.5..1 (0 when it does not hold), non-decreasing in the
 underlying score: ``0.5 + 0.5 * min(1, (s - threshold) / span)``, where ``s`` is the cosine
 (concept, ``span = min(CONCEPT_EVIDENCE_SPAN, 1 - threshold)``, since CLIP cosines live in a
-narrow band), the logo score or the best counted face score (``span = 1 - min_score``).
+narrow band), the logo score, the best counted face score or the best matching OCR read's
+score (``span = 1 - min_score``).
 An IAB clause uses its rank: ``0.5 + 0.5 * (top_k - rank) / top_k`` (rank 0 = the frame's best
 category). A keyframe's evidence for a campaign is the strongest evidence among its clauses that
 hold; a placement's **score** is the mean of that over the segment's matching keyframes.
