@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import io
 import logging
 import shutil
-import struct
 import typing
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import yaml
-from PIL import Image
 
 from targeting.rules_loader import RuleSet, load_rules
 from targeting.yaml_lines import MAX_YAML_NODES
+from tests.targeting.images import png, png_bomb
 from vision.errors import MediaError, RuleProblem, RulesError
 from vision.logo_matcher import LogoMatcher
 
@@ -691,28 +688,6 @@ def test_errors_never_echo_the_file(rules: Path, text: str, expected: str) -> No
 
 
 # ------------------------------------------- defect 3: what scan/serve refuse, rules check reports
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
-    """A small, valid-looking PNG whose header claims ``width`` x ``height`` RGB pixels."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\0" * 1024)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", idat)
-        + _png_chunk(b"IEND", b"")
-    )
-
-
-def png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 BAD_REFERENCES = [
