@@ -458,6 +458,8 @@ def _check_image(
     from the header, transparency, enough features); an example gets the decoder's checks
     (``vision.image_decode.decode_image``), as the embedder will decode it.
     """
+    # Imported here: they load OpenCV and Pillow, which a rules directory without images (and
+    # everything that only imports RuleSet) does not need.
     from vision.brands import check_reference
     from vision.image_decode import decode_image
 
