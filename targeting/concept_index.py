@@ -13,6 +13,7 @@ concept  one per distinct (prompt or example set, threshold) ``embedding @ matri
 iab      one per distinct (ids, top_k, threshold)          the frame's top-k IAB categories
 logo     one per distinct (brand, min_score, min_area)     ``FrameFacts.logos``
 face     one per distinct (min_count, max_count, ...)      ``FrameFacts.detections`` faces
+text     one per distinct (phrases, min_score)             ``FrameFacts.text`` (OCR reads)
 safety   one per brand-safety class named in an exclusion  ``FrameFacts.safety``
 ======== ================================================= =============================
 
@@ -21,6 +22,10 @@ example-image embeddings, re-normalized (one vector per distinct set of files). 
 with two thresholds is two columns (two rows of the matrix), so ``hits = scores >= thresholds``
 stays one comparison.
 
+The parts: ``targeting.index_layout`` holds the compiled-layout dataclasses (keys, plans, flat
+arrays), ``targeting.index_builder`` compiles campaigns into them and embeds the concepts, and
+``ConceptIndex`` here answers questions about frames with them.
+
 Targeting imports no model: embeddings come from a ``ConceptEmbedder`` and the IAB vocabulary
 matrix arrives as a plain array with its ids (``vision.vocabulary`` builds it); only the pure-data
 taxonomy (``vision.taxonomy``) is read here, for parent/child relations and names.
@@ -28,221 +33,60 @@ taxonomy (``vision.taxonomy``) is read here, for parent/child relations and name
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
 
 import numpy as np
 
 from targeting.embedding import ConceptEmbedder
-from targeting.rules_schema import (
-    DEFAULT_EXCLUDE_THRESHOLD,
-    Campaign,
-    Concept,
+from targeting.index_builder import (
+    EMBED_BATCH,
+    MAX_CAMPAIGNS,
+    MAX_CONCEPT_COLUMNS,
+    NORM_EPS,
+    compile_index,
 )
-from vision.errors import ModelError, RuleProblem, RulesError
-from vision.safety_classes import SAFETY_BY_NAME
-from vision.taxonomy import iab_by_id
+from targeting.index_layout import (
+    CampaignPlan,
+    CampaignTable,
+    ClauseMembers,
+    ConceptColumn,
+    FaceKey,
+    Flat,
+    IabClauseKey,
+    IabHits,
+    IabTable,
+    LogoKey,
+    SafetyKey,
+    SignalKind,
+    TextKey,
+)
+from targeting.rules_schema import Campaign
+from vision.errors import ModelError
 
-MAX_CONCEPT_COLUMNS = 200_000
-"""Most distinct (concept, threshold) columns in one index: 200k x 512 float32 is 400 MB."""
-MAX_CAMPAIGNS = 100_000
-"""Most campaigns compiled into one index."""
-EMBED_BATCH = 512
-"""Prompts or example files handed to the embedder per call, so memory stays bounded."""
-NORM_EPS = 1e-6
-"""An embedding with an L2 norm below this is treated as broken (a zero vector has no direction)."""
-
-SignalKind = Literal["concept", "example", "iab", "logo", "face", "safety"]
-
-
-@dataclass(frozen=True)
-class ConceptColumn:
-    """One column of the concept matrix: a prompt or an example set, and its cosine threshold.
-
-    ``what`` is the prompt, or the example paths (as written in the rules) joined by ``", "``.
-    """
-
-    kind: Literal["concept", "example"]
-    what: str
-    threshold: float
-    sources: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class IabClauseKey:
-    """A distinct ``iab`` clause: holds when a listed id (or a descendant) is in the top ``top_k``.
-
-    ``threshold`` (cosine, or None) additionally requires that category's score to reach it.
-    """
-
-    ids: tuple[str, ...]
-    top_k: int
-    threshold: float | None
-
-
-@dataclass(frozen=True)
-class LogoKey:
-    """A distinct logo condition: a ``brand`` match with score >= ``min_score``, box area >=
-    ``min_area`` (fraction of the frame)."""
-
-    brand: str
-    min_score: float
-    min_area: float
-
-
-@dataclass(frozen=True)
-class FaceKey:
-    """A distinct face condition: the count of faces with score >= ``min_score`` and area >=
-    ``min_area`` lies in ``[min_count, max_count]`` (``max_count`` None = no upper limit)."""
-
-    min_count: int
-    max_count: int | None
-    min_area: float
-    min_score: float
-
-
-@dataclass(frozen=True)
-class SafetyKey:
-    """A brand-safety class named in an exclusion; blocks when a flag reaches ``threshold``."""
-
-    name: str
-    threshold: float
-
-
-@dataclass(frozen=True)
-class CampaignPlan:
-    """One campaign as signal indices.
-
-    ``clause_signals[i]`` is the signal of ``campaign.target.clauses[i]`` (``all`` then ``any``);
-    ``all_signals``/``any_signals``/``exclude_signals`` are the distinct signals of each part.
-    ``exclude_concepts`` says whether an exclusion needs the frame embedding (see ``match``: a
-    keyframe without one is blocked for such a campaign, fail-closed).
-    """
-
-    campaign: Campaign
-    clause_signals: tuple[int, ...]
-    all_signals: tuple[int, ...]
-    any_signals: tuple[int, ...]
-    exclude_signals: tuple[int, ...]
-    exclude_concepts: bool
-
-
-@dataclass(frozen=True, eq=False)
-class Flat:
-    """Per-campaign index lists flattened for ``np.*.reduceat`` (vectorized over campaigns).
-
-    ``flat`` holds the signal indices of every listed campaign back to back, ``starts`` where each
-    campaign's run begins, ``camps`` which campaign (0..C-1) each run belongs to. Campaigns with an
-    empty list are left out (reduceat cannot express an empty run).
-    """
-
-    flat: np.ndarray
-    starts: np.ndarray
-    camps: np.ndarray
-
-    @classmethod
-    def of(cls, lists: Sequence[Sequence[int]]) -> Flat:
-        flat: list[int] = []
-        starts: list[int] = []
-        camps: list[int] = []
-        for ci, sigs in enumerate(lists):
-            if sigs:
-                starts.append(len(flat))
-                camps.append(ci)
-                flat.extend(sigs)
-        return cls(
-            np.asarray(flat, dtype=np.intp),
-            np.asarray(starts, dtype=np.intp),
-            np.asarray(camps, dtype=np.intp),
-        )
-
-    def __bool__(self) -> bool:
-        return self.flat.size > 0
-
-
-@dataclass(frozen=True, eq=False)
-class CampaignTable:
-    """(C,) arrays over ``plans``: ``gap_s``, ``min_duration_s``, ``bid_cpm`` (float64) and
-    ``id_rank`` (int: position of the campaign id in sorted order, for deterministic ties)."""
-
-    gap_s: np.ndarray
-    min_duration_s: np.ndarray
-    bid_cpm: np.ndarray
-    id_rank: np.ndarray
-
-
-@dataclass(frozen=True, eq=False)
-class ClauseMembers:
-    """Signal -> the campaigns whose target uses it, as CSR arrays (for joining hits to placements).
-
-    For signal ``s``, entries ``ptr[s]:ptr[s+1]`` of ``campaign`` (int, row in ``plans``) and
-    ``position`` (int, the clause's first position in that campaign's ``clause_signals``, so
-    reasons keep the rules' order).
-    """
-
-    ptr: np.ndarray
-    campaign: np.ndarray
-    position: np.ndarray
-
-    @classmethod
-    def of(cls, plans: Sequence[CampaignPlan], n_signals: int) -> ClauseMembers:
-        sig: list[int] = []
-        camp: list[int] = []
-        pos: list[int] = []
-        for ci, p in enumerate(plans):
-            for j, s in enumerate(dict.fromkeys(p.clause_signals)):
-                sig.append(s)
-                camp.append(ci)
-                pos.append(j)
-        s_arr = np.asarray(sig, dtype=np.intp)
-        order = np.argsort(s_arr, kind="stable")
-        return cls(
-            ptr=np.searchsorted(s_arr[order], np.arange(n_signals + 1)),
-            campaign=np.asarray(camp, dtype=np.intp)[order],
-            position=np.asarray(pos, dtype=np.intp)[order],
-        )
-
-
-@dataclass(frozen=True, eq=False)
-class IabTable:
-    """The IAB vocabulary and the compiled ``iab`` clauses.
-
-    ``matrix`` (M, D) float32 rows are L2-normalized category embeddings for ``ids`` (M,).
-    The *id space* (U ids) is ``ids`` plus every taxonomy ancestor of them; ``ancestors`` (M, L)
-    maps each vocabulary row to the id-space indices of itself and its ancestors (padded by
-    repeating itself). ``clause_ids`` (Q, W) lists each clause's ids as id-space indices, padded
-    with ``U`` (a sentinel column that is never covered); ``clause_top_k`` (Q,) int and
-    ``clause_threshold`` (Q,) float32 (-inf where the clause has none).
-    """
-
-    ids: tuple[str, ...]
-    names: tuple[str, ...]
-    matrix: np.ndarray
-    space: tuple[str, ...]
-    ancestors: np.ndarray
-    clause_ids: np.ndarray
-    clause_top_k: np.ndarray
-    clause_threshold: np.ndarray
-
-    @property
-    def k_max(self) -> int:
-        return int(min(self.clause_top_k.max(initial=1), len(self.ids)))
-
-
-@dataclass(frozen=True)
-class IabHits:
-    """Per keyframe x ``iab`` clause: ``hit`` (N, Q) bool, ``rank`` (N, Q) int (0-based rank of the
-    best covering category, ``k_max`` where none), ``category`` (N, Q) int (vocabulary row of that
-    category, -1 where none), ``score`` (N, Q) float32 (its cosine, 0 where none)."""
-
-    hit: np.ndarray
-    rank: np.ndarray
-    category: np.ndarray
-    score: np.ndarray
+__all__ = [
+    "EMBED_BATCH",
+    "MAX_CAMPAIGNS",
+    "MAX_CONCEPT_COLUMNS",
+    "NORM_EPS",
+    "CampaignPlan",
+    "CampaignTable",
+    "ClauseMembers",
+    "ConceptColumn",
+    "ConceptIndex",
+    "FaceKey",
+    "Flat",
+    "IabClauseKey",
+    "IabHits",
+    "IabTable",
+    "LogoKey",
+    "SafetyKey",
+    "SignalKind",
+    "TextKey",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,7 +95,8 @@ class ConceptIndex:
 
     ``matrix`` (K, D) float32 has L2-normalized rows; ``thresholds`` (K,) float32 cosines.
     Signal ``s`` is a concept column for ``s < K``, then come ``iab_keys``, ``logo_keys``,
-    ``face_keys``, ``safety_keys`` in that order (``offsets`` gives where each range starts).
+    ``face_keys``, ``text_keys``, ``safety_keys`` in that order (``offsets`` gives where each
+    range starts).
     Build it with ``ConceptIndex.build``; it is immutable and safe to share between threads.
     """
 
@@ -264,6 +109,7 @@ class ConceptIndex:
     iab: IabTable | None
     logo_keys: tuple[LogoKey, ...]
     face_keys: tuple[FaceKey, ...]
+    text_keys: tuple[TextKey, ...]
     safety_keys: tuple[SafetyKey, ...]
     plans: tuple[CampaignPlan, ...]
     all_flat: Flat
@@ -277,19 +123,22 @@ class ConceptIndex:
 
     @cached_property
     def offsets(self) -> Mapping[str, int]:
-        """Start of each signal range: ``concept``, ``iab``, ``logo``, ``face``, ``safety``, ``end``."""
+        """Start of each signal range: ``concept``, ``iab``, ``logo``, ``face``, ``text``,
+        ``safety``, ``end``."""
         k = len(self.columns)
         q = k + len(self.iab_keys)
         g = q + len(self.logo_keys)
         f = g + len(self.face_keys)
+        x = f + len(self.text_keys)
         return MappingProxyType(
             {
                 "concept": 0,
                 "iab": k,
                 "logo": q,
                 "face": g,
-                "safety": f,
-                "end": f + len(self.safety_keys),
+                "text": f,
+                "safety": x,
+                "end": x + len(self.safety_keys),
             }
         )
 
@@ -332,8 +181,14 @@ class ConceptIndex:
         o = self.offsets
         if s < o["iab"]:
             return self.columns[s].kind
-        for kind in ("iab", "logo", "face", "safety"):
-            nxt = {"iab": "logo", "logo": "face", "face": "safety", "safety": "end"}[kind]
+        ranges: tuple[tuple[SignalKind, str], ...] = (
+            ("iab", "logo"),
+            ("logo", "face"),
+            ("face", "text"),
+            ("text", "safety"),
+            ("safety", "end"),
+        )
+        for kind, nxt in ranges:
             if s < o[nxt]:
                 return kind
         raise IndexError(f"signal {s} out of range 0..{o['end'] - 1}")
@@ -458,298 +313,33 @@ class ConceptIndex:
         ``rules_root`` resolves example paths (written relative to the rules directory).
         ``iab_matrix`` (M, D) and ``iab_ids`` (M,) are the IAB vocabulary (e.g.
         ``vision.vocabulary.ConceptVocabulary.from_iab()`` and its matrix); required only when a
-        campaign has an ``iab`` clause. Raises ``RulesError`` for rules that cannot be compiled
-        (missing example image, unknown safety class, IAB id outside the vocabulary),
-        ``ModelError`` when the embedder returns something unusable, ``ValueError`` for wiring
-        mistakes (duplicate campaign ids, IAB clauses without a vocabulary).
+        campaign has an ``iab`` clause. Raises ``ModelError`` when the embedder returns
+        something unusable and ``ValueError`` for wiring mistakes only: duplicate campaign ids,
+        IAB clauses without a vocabulary, and campaigns that did not come through
+        ``load_rules`` (a missing example, an unknown safety class or IAB id: the loader reports
+        those at file:line, so the index does not report them a second way).
         """
-        if len(campaigns) > MAX_CAMPAIGNS:
-            raise ValueError(f"{len(campaigns)} campaigns exceed MAX_CAMPAIGNS={MAX_CAMPAIGNS}")
-        dim = int(embedder.dim) if embedder is not None else 0
-        b = _Builder(rules_root)
-        pos: dict[str, int] = {}
-        for c in campaigns:
-            if c.id in pos:
-                raise ValueError(f"campaign id {c.id!r} appears twice: ids must be unique")
-            pos[c.id] = len(pos)
-            b.add(c)
-        b.raise_problems()
-        if len(b.columns) > MAX_CONCEPT_COLUMNS:
-            raise ValueError(
-                f"{len(b.columns)} distinct concepts exceed MAX_CONCEPT_COLUMNS={MAX_CONCEPT_COLUMNS}"
-            )
-        if embedder is None and (b.columns or b.iab_keys):
-            raise ValueError(
-                "these campaigns use concept or iab clauses, which need an embedder (CLIP)"
-            )
-        if embedder is None:
-            matrix = np.zeros((0, 0), dtype=np.float32)
-        else:
-            matrix = _embed_columns(b.columns, embedder, dim, rules_root)
-        iab = _iab_table(b, iab_matrix, iab_ids, dim)
-        plans = tuple(b.plans)
+        got = compile_index(
+            campaigns, embedder, rules_root=rules_root, iab_matrix=iab_matrix, iab_ids=iab_ids
+        )
+        plans = got.plans
         return cls(
-            model_id=str(embedder.model_id) if embedder is not None else "none",
-            dim=dim,
-            columns=tuple(b.columns),
-            matrix=matrix,
-            thresholds=np.asarray([c.threshold for c in b.columns], dtype=np.float32),
-            iab_keys=tuple(b.iab_keys),
-            iab=iab,
-            logo_keys=tuple(b.logo_keys),
-            face_keys=tuple(b.face_keys),
-            safety_keys=tuple(b.safety_keys),
+            model_id=got.model_id,
+            dim=got.dim,
+            columns=got.columns,
+            matrix=got.matrix,
+            thresholds=got.thresholds,
+            iab_keys=got.iab_keys,
+            iab=got.iab,
+            logo_keys=got.logo_keys,
+            face_keys=got.face_keys,
+            text_keys=got.text_keys,
+            safety_keys=got.safety_keys,
             plans=plans,
             all_flat=Flat.of([p.all_signals for p in plans]),
             any_flat=Flat.of([p.any_signals for p in plans]),
             clause_flat=Flat.of([sorted(set(p.clause_signals)) for p in plans]),
             exclude_flat=Flat.of([p.exclude_signals for p in plans]),
             exclude_concepts=np.asarray([p.exclude_concepts for p in plans], dtype=bool),
-            _pos=pos,
+            _pos=dict(got.positions),
         )
-
-
-# ----------------------------------------------------------------------------------- internals
-
-
-class _Builder:
-    """Assigns every distinct condition one slot per kind, then resolves slots to signals."""
-
-    def __init__(self, rules_root: Path) -> None:
-        self.root = rules_root
-        self.columns: list[ConceptColumn] = []
-        self.iab_keys: list[IabClauseKey] = []
-        self.logo_keys: list[LogoKey] = []
-        self.face_keys: list[FaceKey] = []
-        self.safety_keys: list[SafetyKey] = []
-        self._slots: dict[object, tuple[str, int]] = {}
-        self._raw: list[
-            tuple[Campaign, list[tuple[str, int]], int, list[tuple[str, int]], bool]
-        ] = []
-        self.problems: list[RuleProblem] = []
-        self.plans: list[CampaignPlan] = []
-
-    def _slot(self, key: object, kind: str, store: list) -> tuple[str, int]:
-        got = self._slots.get((kind, key))
-        if got is None:
-            got = (kind, len(store))
-            store.append(key)
-            self._slots[(kind, key)] = got
-        return got
-
-    def _concept(
-        self, c: Campaign, concept: Concept, exclusion: bool, where: str
-    ) -> tuple[str, int]:
-        if concept.threshold is not None:
-            thr = float(concept.threshold)
-        elif exclusion and concept.prompt is not None:
-            thr = DEFAULT_EXCLUDE_THRESHOLD
-        else:
-            thr = float(concept.effective_threshold)
-        if concept.prompt is not None:
-            col = ConceptColumn("concept", concept.prompt, thr, (concept.prompt,))
-        else:
-            ex = tuple(sorted(set(concept.examples or ())))
-            for rel in ex:
-                if not (self.root / rel).is_file():
-                    self.problems.append(
-                        RuleProblem(
-                            f"campaign {c.id}",
-                            None,
-                            where,
-                            f"example image '{rel}' not found under {self.root}",
-                        )
-                    )
-            col = ConceptColumn("example", ", ".join(ex), thr, ex)
-        return self._slot(col, "concept", self.columns)
-
-    def add(self, c: Campaign) -> None:
-        clause_slots: list[tuple[str, int]] = []
-        for i, clause in enumerate(c.target.clauses):
-            part = "all" if i < len(c.target.all) else "any"
-            j = i if part == "all" else i - len(c.target.all)
-            where = f"target.{part}[{j}].{clause.kind}"
-            if clause.concept is not None:
-                clause_slots.append(self._concept(c, clause.concept, False, where))
-            elif clause.iab is not None:
-                th = clause.iab.threshold
-                key = IabClauseKey(
-                    tuple(clause.iab.ids), clause.iab.top_k, None if th is None else float(th)
-                )
-                clause_slots.append(self._slot(key, "iab", self.iab_keys))
-            elif clause.logo is not None:
-                lg = clause.logo
-                key2 = LogoKey(lg.brand, float(lg.min_score), float(lg.min_area))
-                clause_slots.append(self._slot(key2, "logo", self.logo_keys))
-            elif clause.face is not None:
-                f = clause.face
-                key3 = FaceKey(f.min_count, f.max_count, float(f.min_area), float(f.min_score))
-                clause_slots.append(self._slot(key3, "face", self.face_keys))
-        excl: list[tuple[str, int]] = []
-        for j, name in enumerate(c.exclude.safety):
-            sc = SAFETY_BY_NAME.get(name)
-            if sc is None:
-                known = ", ".join(sorted(SAFETY_BY_NAME))
-                self.problems.append(
-                    RuleProblem(
-                        f"campaign {c.id}",
-                        None,
-                        f"exclude.safety[{j}]",
-                        f"unknown safety class '{name}' (known: {known})",
-                    )
-                )
-                continue
-            excl.append(self._slot(SafetyKey(name, sc.threshold), "safety", self.safety_keys))
-        for j, concept in enumerate(c.exclude.concepts):
-            excl.append(self._concept(c, concept, True, f"exclude.concepts[{j}]"))
-        for lg in c.exclude.logos:
-            key4 = LogoKey(lg.brand, float(lg.min_score), float(lg.min_area))
-            excl.append(self._slot(key4, "logo", self.logo_keys))
-        self._raw.append((c, clause_slots, len(c.target.all), excl, bool(c.exclude.concepts)))
-
-    def raise_problems(self) -> None:
-        if self.problems:
-            raise RulesError(self.problems)
-        k = len(self.columns)
-        base = {
-            "concept": 0,
-            "iab": k,
-            "logo": k + len(self.iab_keys),
-            "face": k + len(self.iab_keys) + len(self.logo_keys),
-            "safety": k + len(self.iab_keys) + len(self.logo_keys) + len(self.face_keys),
-        }
-        for c, slots, n_all, excl, ex_concepts in self._raw:
-            sigs = tuple(base[kind] + i for kind, i in slots)
-            ex = tuple(sorted({base[kind] + i for kind, i in excl}))
-            self.plans.append(
-                CampaignPlan(
-                    campaign=c,
-                    clause_signals=sigs,
-                    all_signals=tuple(sorted(set(sigs[:n_all]))),
-                    any_signals=tuple(sorted(set(sigs[n_all:]))),
-                    exclude_signals=ex,
-                    exclude_concepts=ex_concepts,
-                )
-            )
-
-
-def _batches(items: Sequence[str] | Sequence[Path], size: int) -> Iterator[Sequence]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _checked(out: object, n: int, dim: int, model_id: str, what: str) -> np.ndarray:
-    arr = np.asarray(out)
-    if arr.shape != (n, dim) or not np.issubdtype(arr.dtype, np.floating):
-        raise ModelError(
-            f"embedder {model_id!r} returned {arr.shape} {arr.dtype} for {n} {what}; "
-            f"expected ({n}, {dim}) floats"
-        )
-    arr = arr.astype(np.float32)
-    norms = np.linalg.norm(arr, axis=1)
-    if not np.all(np.isfinite(arr)) or np.any(norms < NORM_EPS):
-        raise ModelError(
-            f"embedder {model_id!r} returned a non-finite or zero embedding for {what}"
-        )
-    return arr / norms[:, None]
-
-
-def _embed_columns(
-    columns: Sequence[ConceptColumn], embedder: ConceptEmbedder, dim: int, root: Path
-) -> np.ndarray:
-    """(K, D) float32, unit rows: prompts in one pass, example files in one pass, each once."""
-    model_id = str(embedder.model_id)
-    prompts = list(dict.fromkeys(c.what for c in columns if c.kind == "concept"))
-    files = list(dict.fromkeys(s for c in columns if c.kind == "example" for s in c.sources))
-    text_vec: dict[str, np.ndarray] = {}
-    for batch in _batches(prompts, EMBED_BATCH):
-        got = _checked(embedder.embed_texts(list(batch)), len(batch), dim, model_id, "prompts")
-        text_vec.update(zip(batch, got, strict=True))
-    file_vec: dict[str, np.ndarray] = {}
-    for batch in _batches(files, EMBED_BATCH):
-        paths = [root / rel for rel in batch]
-        got = _checked(
-            embedder.embed_image_files(paths), len(batch), dim, model_id, "example images"
-        )
-        file_vec.update(zip(batch, got, strict=True))
-    matrix = np.zeros((len(columns), dim), dtype=np.float32)
-    for i, col in enumerate(columns):
-        if col.kind == "concept":
-            matrix[i] = text_vec[col.what]
-        else:
-            mean = np.mean([file_vec[s] for s in col.sources], axis=0)
-            norm = float(np.linalg.norm(mean))
-            if norm < NORM_EPS:
-                raise ModelError(
-                    f"example images {col.what} average to a zero embedding with {model_id!r}: "
-                    "use examples that show the same thing"
-                )
-            matrix[i] = mean / norm
-    return matrix
-
-
-def _iab_table(
-    b: _Builder, iab_matrix: np.ndarray | None, iab_ids: Sequence[str] | None, dim: int
-) -> IabTable | None:
-    if not b.iab_keys:
-        return None
-    if iab_matrix is None or iab_ids is None:
-        users = sorted({c.id for c, slots, *_ in b._raw if any(k == "iab" for k, _ in slots)})
-        raise ValueError(
-            f"campaign(s) {', '.join(users[:5])} have iab clauses but no IAB vocabulary was given: "
-            "pass iab_matrix and iab_ids (vision.vocabulary.ConceptVocabulary.from_iab())"
-        )
-    ids = tuple(str(i) for i in iab_ids)
-    mat = np.asarray(iab_matrix, dtype=np.float32)
-    if mat.ndim != 2 or mat.shape != (len(ids), dim):
-        raise ValueError(
-            f"iab_matrix must be ({len(ids)}, {dim}) for {len(ids)} ids, got {mat.shape}"
-        )
-    if len(set(ids)) != len(ids):
-        raise ValueError("iab_ids must be unique")
-    taxonomy = iab_by_id()
-    space: dict[str, int] = {}
-    chains: list[list[int]] = []
-    for cid in ids:
-        chain: list[int] = []
-        cur: str | None = cid
-        while cur is not None and len(chain) < 16:
-            chain.append(space.setdefault(cur, len(space)))
-            cat = taxonomy.get(cur)
-            cur = cat.parent if cat is not None else None
-        chains.append(chain)
-    depth = max(len(ch) for ch in chains)
-    ancestors = np.asarray([ch + [ch[0]] * (depth - len(ch)) for ch in chains], dtype=np.intp)
-    problems = []
-    width = max(len(k.ids) for k in b.iab_keys)
-    clause_ids = np.full((len(b.iab_keys), width), len(space), dtype=np.intp)
-    for q, key in enumerate(b.iab_keys):
-        for j, iid in enumerate(key.ids):
-            if iid not in space:
-                users = sorted({c.id for c, slots, *_ in b._raw if ("iab", q) in slots})
-                problems.append(
-                    RuleProblem(
-                        f"campaign {users[0]}",
-                        None,
-                        "target.iab",
-                        f"IAB id '{iid}' is neither in the IAB vocabulary nor a parent of one of "
-                        "its categories, so it could never match",
-                    )
-                )
-            else:
-                clause_ids[q, j] = space[iid]
-    if problems:
-        raise RulesError(problems)
-    names = tuple(taxonomy[i].name if i in taxonomy else i for i in ids)
-    return IabTable(
-        ids=ids,
-        names=names,
-        matrix=mat,
-        space=tuple(space),
-        ancestors=ancestors,
-        clause_ids=clause_ids,
-        clause_top_k=np.asarray([k.top_k for k in b.iab_keys], dtype=np.int64),
-        clause_threshold=np.asarray(
-            [-np.inf if k.threshold is None else k.threshold for k in b.iab_keys], dtype=np.float32
-        ),
-    )

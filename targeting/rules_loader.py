@@ -14,10 +14,9 @@ example images, unknown IAB ids and safety classes) are all gathered and raised 
 ``RulesError``, each ``RuleProblem`` naming the file (relative to the root), the line, the field
 as a dotted path (``target.any[0].concept.threshold``) and what to do about it.
 
-Line numbers: PyYAML's ``safe_load`` throws positions away, so files are *composed* (node tree,
-which keeps marks) with a ``SafeLoader`` subclass that records the 1-based line of every mapping
-key and sequence item by path; a pydantic error ``loc`` is looked up in that table, falling back
-to the nearest parent that exists (a missing key is reported where its parent mapping starts).
+The parts: ``targeting.yaml_lines`` composes YAML keeping the line of every key and item,
+``targeting.schema_messages`` turns pydantic errors into sentences at those lines, and this
+module walks the directory, runs the cross-file checks and builds the immutable ``RuleSet``.
 
 Decisions (documented here because advertisers will hit them):
 
@@ -25,11 +24,20 @@ Decisions (documented here because advertisers will hit them):
   sub-folders are ignored with a logged warning and listed in ``RuleSet.ignored``; hidden files
   (``.x.yaml.swp``, ``.#x.yaml``) and editor backups (``x.yaml~``) are ignored silently.
 - YAML duplicate keys are errors (PyYAML would silently keep the last one).
+- A file that is not text (a NUL byte, another control character, invalid UTF-8) is one problem,
+  ``file:line: not valid text: ...``. No message ever quotes the file's text: a YAML syntax
+  error names line, column and the problem, never PyYAML's snippet of the file.
+- A link (file or folder) under ``campaigns/`` or ``brands/`` that resolves outside the rules
+  root is refused and never read; links that stay inside are followed.
 - Example image paths are relative to the rules root; absolute paths, and paths that leave the
   root (``..`` or a symlink pointing outside), are refused so a rules directory is self-contained
   and cannot make the server read arbitrary files.
-- Images (brand references, examples) are checked by their first bytes (PNG/JPEG/WebP
-  signature) and size, not decoded: decoding is the vision side's job and happens at start-up.
+- Whatever ``scan``/``serve`` would refuse at start-up is reported here, at file:line: brand
+  reference images get the logo matcher's own check (``vision.brands.check_reference``: header
+  limits before any pixel, so a decompression bomb costs nothing; almost fully transparent
+  images; logos with too few features), example images the decoder's checks. A rules
+  directory without ``brands/`` (or with an empty one) is valid when no campaign names a brand;
+  ``RuleSet.brands_dir`` is then None and no logo matcher is needed.
 """
 
 from __future__ import annotations
@@ -42,13 +50,26 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Any, get_args
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+import yaml.reader
+from pydantic import ValidationError
 
-from targeting.rules_schema import Campaign, Concept, Logo
-from vision.errors import RuleProblem, RulesError
+from targeting.rules_schema import Campaign, Concept
+from targeting.schema_messages import describe, suggest, yaml_kind, yaml_path
+from targeting.yaml_lines import (
+    MAX_YAML_NODES,
+    LineLoader,
+    YamlPath,
+    YamlTooBig,
+    describe_reader_error,
+    describe_yaml_error,
+    format_field,
+    line_for,
+)
+from vision.brands import BRAND_SLUG
+from vision.errors import MediaError, RuleProblem, RulesError
 from vision.image_formats import IMAGE_SUFFIXES, UNSUPPORTED_IMAGE_SUFFIXES, sniff_image_format
 from vision.limits import ALLOWED_IMAGE_FORMATS, MAX_IMAGE_BYTES, MAX_REFS_PER_BRAND
 from vision.safety_classes import SAFETY_BY_NAME
@@ -63,16 +84,6 @@ MAX_CAMPAIGN_FILE_BYTES = 256 * 1024
 """Largest campaign file read, in bytes; a campaign is a few dozen lines."""
 MAX_CAMPAIGN_FILES = 5_000
 """Most campaign files in one rules directory."""
-MAX_YAML_NODES = 20_000
-"""Most YAML nodes (aliases expanded) in one campaign file: stops alias bombs before pydantic."""
-
-_BRAND_SLUG = re.compile(
-    next(m.pattern for m in Logo.model_fields["brand"].metadata if getattr(m, "pattern", None))
-)
-"""The schema's brand pattern: a brands/ folder must be nameable in ``logo: {brand: ...}``."""
-
-YamlPath = tuple[str | int, ...]
-"""A path into a YAML document: mapping keys (str) and sequence indexes (int)."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,12 @@ class RuleSet:
         object.__setattr__(self, "_by_id", MappingProxyType({c.id: c for c in self.campaigns}))
         object.__setattr__(self, "brands", MappingProxyType(dict(self.brands)))
         object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
+
+    @property
+    def brands_dir(self) -> Path | None:
+        """``root/brands`` when it holds at least one brand, else None: face- and concept-only
+        rules need no logo matcher (build one only from this, never from ``root/brands``)."""
+        return self.root / BRANDS_DIR if self.brands else None
 
     def campaign(self, campaign_id: str) -> Campaign:
         """The campaign with this id; ``KeyError`` naming the known ids if there is none."""
@@ -135,6 +152,14 @@ class RuleSet:
         """The absolute path of an example as written in a concept (relative to ``root``)."""
         return self.root / _example_rel(rel)
 
+    @property
+    def uses_text(self) -> bool:
+        """Some campaign targets or excludes on-screen text, so keyframes need OCR."""
+        return any(
+            c.exclude.text or any(cl.text is not None for cl in c.target.clauses)
+            for c in self.campaigns
+        )
+
     def iab_ids(self) -> tuple[str, ...]:
         """Every distinct IAB id named by an ``iab`` clause, sorted."""
         return tuple(
@@ -154,194 +179,6 @@ def _concepts(c: Campaign) -> Iterator[Concept]:
         if clause.concept is not None:
             yield clause.concept
     yield from c.exclude.concepts
-
-
-# ----------------------------------------------------------------------------------- YAML + lines
-
-
-class _LineLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that also returns where every key and item starts (1-based lines).
-
-    Construction is exactly ``safe_load``'s (same tags, same types); the line table is built by
-    walking the composed node tree, which also finds duplicate keys and counts nodes (aliases
-    expanded) so that an alias bomb is refused before anything expands it.
-    """
-
-    def load_with_lines(self) -> tuple[Any, dict[YamlPath, int], list[tuple[YamlPath, int, int]]]:
-        """Return ``(data, lines, duplicates)``; raises ``yaml.YAMLError`` or ``_TooBig``.
-
-        ``lines[path]`` is the line of the key (mapping) or item (sequence) at ``path``;
-        ``lines[()]`` is the line where the document starts. ``duplicates`` holds
-        ``(path, line, first_line)`` for each repeated mapping key.
-        """
-        node = self.get_single_node()
-        if node is None:
-            return None, {}, []
-        lines: dict[YamlPath, int] = {(): node.start_mark.line + 1}
-        dups: list[tuple[YamlPath, int, int]] = []
-        budget = [MAX_YAML_NODES]
-        self._walk(node, (), lines, dups, budget)
-        return self.construct_document(node), lines, dups
-
-    def _walk(
-        self,
-        node: yaml.Node,
-        path: YamlPath,
-        lines: dict[YamlPath, int],
-        dups: list[tuple[YamlPath, int, int]],
-        budget: list[int],
-    ) -> None:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise _TooBig
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = self._key(key_node)
-                child = (*path, key)
-                line = key_node.start_mark.line + 1
-                if child in lines and key_node.tag != "tag:yaml.org,2002:merge":
-                    dups.append((child, line, lines[child]))
-                else:
-                    lines[child] = line
-                self._walk(value_node, child, lines, dups, budget)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                child = (*path, i)
-                lines.setdefault(child, item.start_mark.line + 1)
-                self._walk(item, child, lines, dups, budget)
-
-    def _key(self, key_node: yaml.Node) -> str | int:
-        if isinstance(key_node, yaml.ScalarNode):
-            value = self.construct_object(key_node)
-            if isinstance(value, str | int) and not isinstance(value, bool):
-                return value
-            return str(value)
-        return f"<{key_node.id} key>"
-
-
-class _TooBig(Exception):
-    """A document with more nodes than ``MAX_YAML_NODES`` (aliases expanded)."""
-
-
-def format_field(path: YamlPath) -> str:
-    """``('target', 'any', 0, 'concept')`` -> ``'target.any[0].concept'``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _line_for(lines: Mapping[YamlPath, int], path: YamlPath) -> int | None:
-    """Line of ``path``, or of its nearest parent that exists in the file."""
-    for n in range(len(path), -1, -1):
-        if path[:n] in lines:
-            return lines[path[:n]]
-    return None
-
-
-# ------------------------------------------------------------------------- pydantic -> problems
-
-
-def _yaml_path(loc: tuple[Any, ...], lines: Mapping[YamlPath, int]) -> YamlPath:
-    """Map a pydantic ``loc`` to the path the advertiser wrote.
-
-    The one divergence is the ``iab`` shorthand: ``- iab: [210]`` is validated as
-    ``iab: {ids: [210]}``, so ``(..., 'iab', 'ids', 0)`` is ``(..., 'iab', 0)`` in the file.
-    """
-    path = tuple(p for p in loc if isinstance(p, str | int))
-    for i in range(len(path) - 1):
-        head = path[: i + 1]
-        shorthand = (*head, "ids") not in lines and (*head, 0) in lines
-        if path[i] == "iab" and path[i + 1] == "ids" and shorthand:
-            return (*head, *path[i + 2 :])
-    return path
-
-
-def _model_at(path: YamlPath) -> type[BaseModel] | None:
-    """The schema model that validates the mapping at ``path`` (``()`` is ``Campaign``)."""
-    model: type[BaseModel] | None = Campaign
-    for part in path:
-        if model is None:
-            return None
-        if isinstance(part, int):
-            continue  # an item of a tuple[Model, ...]: the model was unwrapped already
-        info = model.model_fields.get(part)
-        if info is None:
-            return None
-        model = _unwrap_model(info.annotation)
-    return model
-
-
-def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
-    """The model inside ``Model``, ``Model | None`` or ``tuple[Model, ...]``; else None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _unwrap_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _suggest(word: str, options: list[str], cutoff: float = 0.6) -> str:
-    """``"did you mean 'x'? "`` for the likeliest option, or ``""``.
-
-    A prefix match wins over string similarity: ``bid`` means ``bid_cpm``, not ``id``.
-    """
-    prefixed = [o for o in options if o.startswith(word) or word.startswith(o + "_")]
-    hint = prefixed[:1] or difflib.get_close_matches(word, options, n=1, cutoff=cutoff)
-    return f"did you mean '{hint[0]}'? " if hint else ""
-
-
-def _got(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _yaml_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, bool):
-        return f"true/false ({value})"
-    if isinstance(value, str):
-        return f"text {_got(value)}"
-    if value is None:
-        return "nothing (empty value)"
-    return _got(value)
-
-
-def _describe(err: Mapping[str, Any], path: YamlPath) -> str:
-    """A pydantic error as a sentence an advertiser can act on."""
-    kind = err["type"]
-    value = err.get("input")
-    if kind == "extra_forbidden":
-        key = path[-1] if path else "?"
-        model = _model_at(path[:-1])
-        allowed = list(model.model_fields) if model else []
-        return f"unknown key '{key}' ({_suggest(str(key), allowed)}allowed: {', '.join(allowed)})"
-    if kind == "missing":
-        return f"missing required key '{path[-1]}'" if path else "missing required key"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"should be a mapping of keys (key: value), got {_yaml_kind(value)}"
-    if kind in ("tuple_type", "list_type"):
-        return f"should be a list (`- item` lines or [a, b]), got {_yaml_kind(value)}"
-    if kind == "value_error":
-        msg = str(err["msg"])
-        return msg.removeprefix("Value error, ")
-    msg = str(err["msg"])
-    if msg.startswith("Input should be"):
-        msg = "should be" + msg.removeprefix("Input should be")
-    if kind == "string_type" and isinstance(value, int | float) and not isinstance(value, bool):
-        return f"{msg}, got {_got(value)} (put it in quotes)"
-    return f"{msg}, got {_yaml_kind(value)}"
-
-
-# -------------------------------------------------------------------------------- the loader
 
 
 @dataclass
@@ -369,9 +206,31 @@ class _Collector:
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
+    def escapes(self, path: Path) -> bool:
+        """True (and a problem) when ``path`` is, or passes through, a link out of the root.
+
+        Such a path is never read: a link to ``/etc/passwd`` named ``campaigns/x.yaml`` must
+        not make the server read (or echo) that file. Links that stay inside are fine.
+        """
+        try:
+            inside = path.resolve().is_relative_to(self.root)
+        except (OSError, RuntimeError):  # a link loop
+            inside = False
+        if not inside:
+            self.add(
+                self.rel(path),
+                None,
+                "",
+                "is a link to outside the rules directory: refused, never read "
+                "(a rules directory must be self-contained: copy the file in)",
+            )
+        return not inside
+
     def read(self, path: Path, limit: int) -> bytes | None:
         """Read a file (recorded for the version hash) or add a problem and return None."""
         rel = self.rel(path)
+        if self.escapes(path):
+            return None
         try:
             size = path.stat().st_size
             if size > limit:
@@ -426,6 +285,8 @@ def load_rules(path: str | Path) -> RuleSet:
 
 def _campaign_files(root: Path, col: _Collector) -> tuple[list[Path], list[str]]:
     folder = root / CAMPAIGNS_DIR
+    if folder.is_symlink() and col.escapes(folder):
+        return [], []
     if not folder.is_dir():
         col.add(
             CAMPAIGNS_DIR,
@@ -440,6 +301,8 @@ def _campaign_files(root: Path, col: _Collector) -> tuple[list[Path], list[str]]
         name = entry.name
         if name.startswith(".") or name.endswith("~"):
             continue  # hidden files, editor swap and backup files
+        if entry.is_symlink() and col.escapes(entry):
+            continue
         if entry.is_file() and entry.suffix.lower() in CAMPAIGN_SUFFIXES:
             files.append(entry)
         else:
@@ -463,24 +326,27 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        col.add(rel, line, "", f"not UTF-8 text (byte {exc.start}): save the file as UTF-8")
+        col.add(
+            rel, line, "", f"not valid text: invalid UTF-8 at byte {exc.start}; save it as UTF-8"
+        )
         return None
-    loader = _LineLoader(text)
+    try:
+        # PyYAML's reader refuses NUL and other control characters when it is created.
+        loader = LineLoader(text)
+    except yaml.reader.ReaderError as exc:
+        at, message = describe_reader_error(exc, text)
+        col.add(rel, at, "", message)
+        return None
     try:
         data, lines, dups = loader.load_with_lines()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at: int | None = mark.line + 1 if mark else None
-        what = exc.problem or exc.context or "cannot parse"
-        started = exc.context_mark.line + 1 if exc.context_mark is not None else at
-        if exc.context and exc.problem and started != at:
-            what += f" ({exc.context} started on line {started})"
-        col.add(rel, at, "", f"YAML syntax error: {what}")
+        at2, message = describe_yaml_error(exc)
+        col.add(rel, at2, "", message)
         return None
-    except yaml.YAMLError as exc:
-        col.add(rel, None, "", f"YAML error: {exc}")
+    except yaml.YAMLError:
+        col.add(rel, None, "", "YAML error: the file cannot be parsed as YAML")
         return None
-    except _TooBig:
+    except YamlTooBig:
         col.add(rel, None, "", f"more than {MAX_YAML_NODES} YAML nodes (aliases expanded)")
         return None
     except RecursionError:  # PyYAML's composer recurses once per nesting level
@@ -500,7 +366,7 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
             rel,
             lines.get(()),
             "",
-            f"top level should be a mapping (id: ..., target: ...), got {_yaml_kind(data)}",
+            f"top level should be a mapping (id: ..., target: ...), got {yaml_kind(data, echo=False)}",
         )
         return None
     parsed = _Parsed(rel, data, lines)
@@ -508,8 +374,8 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
         parsed.campaign = Campaign.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            ypath = _yaml_path(err["loc"], lines)
-            col.add(rel, _line_for(lines, ypath), ypath, _describe(err, ypath))
+            ypath = yaml_path(err["loc"], lines)
+            col.add(rel, line_for(lines, ypath), ypath, describe(err, ypath))
     if dups:
         parsed.campaign = None
     return parsed
@@ -518,16 +384,20 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
 def _load_brands(root: Path, col: _Collector) -> dict[str, tuple[Path, ...]]:
     folder = root / BRANDS_DIR
     brands: dict[str, tuple[Path, ...]] = {}
+    if folder.is_symlink() and col.escapes(folder):
+        return brands
     if not folder.is_dir():
         return brands  # no brands: fine unless a campaign names one (reported there)
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
+        if entry.is_symlink() and col.escapes(entry):
+            continue
         rel = col.rel(entry)
         if not entry.is_dir():
             log.warning("%s: ignored (reference images go in %s/<brand>/)", rel, BRANDS_DIR)
             continue
-        if not _BRAND_SLUG.fullmatch(entry.name):
+        if not BRAND_SLUG.fullmatch(entry.name):
             col.add(
                 rel,
                 None,
@@ -536,7 +406,13 @@ def _load_brands(root: Path, col: _Collector) -> dict[str, tuple[Path, ...]]:
                 "use lowercase letters, digits, '-' and '_' (e.g. 'acme-motors')",
             )
             continue
-        files = sorted(p for p in entry.iterdir() if p.is_file() and not p.name.startswith("."))
+        files = sorted(
+            p
+            for p in entry.iterdir()
+            if not p.name.startswith(".")
+            and not (p.is_symlink() and col.escapes(p))
+            and p.is_file()
+        )
         images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
         for p in files:
             if p.suffix.lower() in UNSUPPORTED_IMAGE_SUFFIXES:
@@ -559,17 +435,36 @@ def _load_brands(root: Path, col: _Collector) -> dict[str, tuple[Path, ...]]:
             col.add(rel, None, "", f"{len(images)} reference images, over {MAX_REFS_PER_BRAND}")
             continue
         # A brand with a broken image stays known, so campaigns naming it get no second error.
-        brands[entry.name] = tuple(p for p in images if _check_image(p, col, col.rel(p), None, ""))
+        brands[entry.name] = tuple(
+            p for p in images if _check_image(p, col, col.rel(p), None, "", brand=entry.name)
+        )
     return brands
 
 
-def _check_image(path: Path, col: _Collector, file: str, line: int | None, where: Any) -> bool:
-    """Read an image's bytes (for the version) and check its signature; problems go to ``col``.
+def _check_image(
+    path: Path,
+    col: _Collector,
+    file: str,
+    line: int | None,
+    where: Any,
+    *,
+    brand: str | None = None,
+) -> bool:
+    """Read an image's bytes (for the version) and check them; problems go to ``col``.
 
     ``file``/``line``/``where`` say where the problem is reported: the image itself for a brand
-    reference, the campaign line that names it for an example.
+    reference, the campaign line that names it for an example. A brand reference gets every
+    check the logo matcher makes at start-up (``vision.brands.check_reference``: decode limits
+    from the header, transparency, enough features); an example gets the decoder's checks
+    (``vision.image_decode.decode_image``), as the embedder will decode it.
     """
-    name = "" if file == col.rel(path) else f"{col.rel(path)}: "
+    # Imported here: they load OpenCV and Pillow, which a rules directory without images (and
+    # everything that only imports RuleSet) does not need.
+    from vision.brands import check_reference
+    from vision.image_decode import decode_image
+
+    rel = col.rel(path)
+    name = "" if file == rel else f"{rel}: "
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -588,6 +483,14 @@ def _check_image(path: Path, col: _Collector, file: str, line: int | None, where
             where,
             f"{name}not a PNG, JPEG or WebP image (by its first bytes)",
         )
+        return False
+    try:
+        if brand is not None:
+            check_reference(data, rel, brand)
+        else:
+            decode_image(data, rel)
+    except MediaError as exc:
+        col.add(file, line, where, f"{name}{str(exc).removeprefix(f'{rel}: ')}")
         return False
     return True
 
@@ -623,22 +526,22 @@ def _check_directory(
                 first_seen[cid] = where
                 sources[cid] = where
         for path, value in _brand_refs(p.data):
-            if isinstance(value, str) and _BRAND_SLUG.fullmatch(value) and value not in brands:
-                col.add(p.rel, _line_for(p.lines, path), path, _unknown_brand(value, brands))
+            if isinstance(value, str) and BRAND_SLUG.fullmatch(value) and value not in brands:
+                col.add(p.rel, line_for(p.lines, path), path, _unknown_brand(value, brands))
         for path, value in _example_refs(p.data):
             if isinstance(value, str) and value.strip():
                 _check_example(root, value.strip(), p, path, col)
         for path, value in _iab_refs(p.data):
             known_type = isinstance(value, int | str) and not isinstance(value, bool)
             if known_type and str(value) not in iab_by_id():
-                col.add(p.rel, _line_for(p.lines, path), path, _unknown_iab(str(value)))
+                col.add(p.rel, line_for(p.lines, path), path, _unknown_iab(str(value)))
         for path, value in _safety_refs(p.data):
             if isinstance(value, str) and value.strip() not in SAFETY_BY_NAME:
                 known = ", ".join(SAFETY_BY_NAME)
-                maybe = _suggest(value.strip(), list(SAFETY_BY_NAME), cutoff=0.5)
+                maybe = suggest(value.strip(), list(SAFETY_BY_NAME), cutoff=0.5)
                 col.add(
                     p.rel,
-                    _line_for(p.lines, path),
+                    line_for(p.lines, path),
                     path,
                     f"unknown safety class '{value}' ({maybe}known: {known})",
                 )
@@ -651,7 +554,7 @@ def _unknown_brand(brand: str, brands: Mapping[str, tuple[Path, ...]]) -> str:
             f"unknown brand '{brand}': there are no brands yet; "
             f"add reference images under {BRANDS_DIR}/{brand}/"
         )
-    maybe = _suggest(brand, sorted(brands))
+    maybe = suggest(brand, sorted(brands))
     return (
         f"unknown brand '{brand}' ({maybe}known: {', '.join(sorted(brands))}; "
         f"a brand is a folder {BRANDS_DIR}/<brand>/ of reference images)"
@@ -672,7 +575,7 @@ def _unknown_iab(value: str) -> str:
 
 
 def _check_example(root: Path, rel: str, p: _Parsed, path: YamlPath, col: _Collector) -> None:
-    line = _line_for(p.lines, path)
+    line = line_for(p.lines, path)
     pure = _example_rel(rel)
     if pure.is_absolute() or re.match(r"^[A-Za-z]:", rel):
         col.add(p.rel, line, path, f"example '{rel}' is absolute: write it relative to {root}")

@@ -15,6 +15,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from targeting.text_match import MAX_TEXT_PHRASE_CHARS, MAX_TEXT_PHRASES, canonical_words
+from vision.brands import BRAND_SLUG
+
 DEFAULT_PROMPT_THRESHOLD = 0.25
 """Cosine similarity (CLIP ViT-B-32 image vs text) at which a prompt concept holds."""
 DEFAULT_EXAMPLE_THRESHOLD = 0.8
@@ -31,8 +34,13 @@ DEFAULT_MIN_DURATION_S = 1.0
 DEFAULT_GAP_S = 1.0
 """Matching keyframes closer than this (seconds) belong to one segment."""
 DEFAULT_BID_CPM = 1.0
+DEFAULT_TEXT_MIN_SCORE = 0.5
+"""OCR score (0..1, mean character confidence) at which a read counts for a text clause."""
 
-Score = Annotated[float, Field(ge=0.0, le=1.0)]
+Score = Annotated[float, Field(ge=0.0, le=1.0, strict=True)]
+"""A score or cosine threshold, 0..1. Every number in the schema is ``strict``: ``true`` is not
+1.0 and ``"0.3"`` (quoted) is not 0.3 (pydantic's lax mode would take both silently); an
+integer is fine where a float is expected (``bid_cpm: 4``)."""
 
 
 class _Strict(BaseModel):
@@ -78,7 +86,7 @@ class Concept(_Strict):
 class Logo(_Strict):
     """A brand's logo on screen; the brand must have reference images in ``brands/<brand>/``."""
 
-    brand: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    brand: str = Field(min_length=1, pattern=BRAND_SLUG.pattern)
     min_score: Score = DEFAULT_LOGO_MIN_SCORE
     min_area: Score = 0.0
 
@@ -86,8 +94,8 @@ class Logo(_Strict):
 class Face(_Strict):
     """Faces on screen: at least ``min_count`` faces each covering ``min_area`` of the frame."""
 
-    min_count: int = Field(default=1, ge=1, le=100)
-    max_count: int | None = Field(default=None, ge=1, le=100)
+    min_count: int = Field(default=1, ge=1, le=100, strict=True)
+    max_count: int | None = Field(default=None, ge=1, le=100, strict=True)
     min_area: Score = DEFAULT_FACE_MIN_AREA
     min_score: Score = 0.4
 
@@ -102,7 +110,7 @@ class Iab(_Strict):
     """IAB Content Taxonomy 3.1 categories; a parent id also matches its children."""
 
     ids: tuple[str, ...] = Field(min_length=1)
-    top_k: int = Field(default=DEFAULT_IAB_TOP_K, ge=1, le=50)
+    top_k: int = Field(default=DEFAULT_IAB_TOP_K, ge=1, le=50, strict=True)
     threshold: Score | None = None
 
     @field_validator("ids", mode="before")
@@ -113,13 +121,47 @@ class Iab(_Strict):
         return v
 
 
+def _check_phrases(phrases: tuple[str, ...]) -> tuple[str, ...]:
+    """Phrases as written (stripped); each must hold a word (letters or digits) to look for."""
+    out = []
+    for i, phrase in enumerate(phrases):
+        phrase = phrase.strip()
+        if len(phrase) > MAX_TEXT_PHRASE_CHARS:
+            raise ValueError(
+                f"phrase {i + 1} has {len(phrase)} characters, more than {MAX_TEXT_PHRASE_CHARS}"
+            )
+        if not canonical_words(phrase):
+            raise ValueError(f"phrase {i + 1} has no letters or digits to look for on screen")
+        out.append(phrase)
+    return tuple(out)
+
+
+class Text(_Strict):
+    """On-screen text read by OCR: any of the phrases, matched as described in
+    ``targeting.text_match`` (case-insensitive, whole words, OCR confusions tolerated), in a
+    read whose score is at least ``min_score``."""
+
+    any: tuple[str, ...] = Field(min_length=1, max_length=MAX_TEXT_PHRASES)
+    min_score: Score = DEFAULT_TEXT_MIN_SCORE
+
+    @field_validator("any")
+    @classmethod
+    def _phrases(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_phrases(v)
+
+
+CLAUSE_KINDS = ("concept", "logo", "face", "iab", "text")
+"""The keys a target entry may have (exactly one of them)."""
+
+
 class Clause(_Strict):
-    """One target condition: exactly one of ``concept``, ``logo``, ``face``, ``iab``."""
+    """One target condition: exactly one of ``concept``, ``logo``, ``face``, ``iab``, ``text``."""
 
     concept: Concept | None = None
     logo: Logo | None = None
     face: Face | None = None
     iab: Iab | None = None
+    text: Text | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -131,17 +173,17 @@ class Clause(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Clause:
-        set_ = [k for k in ("concept", "logo", "face", "iab") if getattr(self, k) is not None]
+        set_ = [k for k in CLAUSE_KINDS if getattr(self, k) is not None]
         if len(set_) != 1:
             raise ValueError(
-                "each target entry needs exactly one of concept, logo, face, iab"
+                f"each target entry needs exactly one of {', '.join(CLAUSE_KINDS)}"
                 + (f" (got {', '.join(set_)})" if set_ else "")
             )
         return self
 
     @property
     def kind(self) -> str:
-        return next(k for k in ("concept", "logo", "face", "iab") if getattr(self, k) is not None)
+        return next(k for k in CLAUSE_KINDS if getattr(self, k) is not None)
 
 
 class Target(_Strict):
@@ -167,6 +209,13 @@ class Exclude(_Strict):
     safety: tuple[str, ...] = ()
     concepts: tuple[Concept, ...] = ()
     logos: tuple[Logo, ...] = ()
+    text: tuple[str, ...] = Field(default=(), max_length=MAX_TEXT_PHRASES)
+    """Phrases that block a keyframe when OCR reads one (score >= DEFAULT_TEXT_MIN_SCORE)."""
+
+    @field_validator("text")
+    @classmethod
+    def _phrases(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_phrases(v)
 
 
 class Campaign(_Strict):
@@ -176,11 +225,11 @@ class Campaign(_Strict):
     target: Target
     advertiser: str = ""
     description: str = ""
-    bid_cpm: float = Field(default=DEFAULT_BID_CPM, gt=0.0, le=10_000.0)
+    bid_cpm: float = Field(default=DEFAULT_BID_CPM, gt=0.0, le=10_000.0, strict=True)
     flight: Flight | None = None
     exclude: Exclude = Exclude()
-    min_duration_s: float = Field(default=DEFAULT_MIN_DURATION_S, ge=0.0, le=3600.0)
-    gap_s: float = Field(default=DEFAULT_GAP_S, ge=0.0, le=60.0)
+    min_duration_s: float = Field(default=DEFAULT_MIN_DURATION_S, ge=0.0, le=3600.0, strict=True)
+    gap_s: float = Field(default=DEFAULT_GAP_S, ge=0.0, le=60.0, strict=True)
 
     def active_on(self, day: date) -> bool:
         return self.flight is None or self.flight.active_on(day)

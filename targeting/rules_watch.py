@@ -131,6 +131,12 @@ class RulesHolder:
             except OSError as exc:  # a file vanished between listing and reading it
                 problem = RuleProblem(str(self.path), None, "", f"cannot read rules: {exc}")
                 return self._keep(old, (problem,))
+            except Exception as exc:  # a bug in the loader: still a rejected reload, not silence
+                log.exception("loading rules from %s failed unexpectedly", self.path)
+                problem = RuleProblem(
+                    str(self.path), None, "", f"rules could not be loaded ({type(exc).__name__})"
+                )
+                return self._keep(old, (problem,))
             if new.version == old.version:
                 result = ReloadResult(changed=False, ok=True, problems=(), version=old.version)
                 with self._swap_lock:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from vision.types import Box, check_box
 
-ReasonKind = Literal["concept", "iab", "logo", "face", "example", "exclusion"]
+ReasonKind = Literal["concept", "iab", "logo", "face", "example", "text", "exclusion"]
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,9 @@ class Reason:
     def to_json(self) -> dict[str, object]:
         """The design's JSONL reason shape: ``kind`` plus what matched, score, t and box.
 
-        A logo reason says ``brand``, a concept ``prompt``, an IAB target ``iab``, a face ``count``
-        and an exclusion ``category``: the field names the design's contract uses.
+        A logo reason says ``brand``, a concept ``prompt``, an IAB target ``iab``, a face
+        ``label``, a text target ``text`` (the phrase that was read) and an exclusion
+        ``category``: the field names the design's contract uses.
         """
         key = {
             "logo": "brand",
@@ -48,6 +49,7 @@ class Reason:
             "example": "example",
             "iab": "iab",
             "face": "label",
+            "text": "text",
             "exclusion": "category",
         }[self.kind]
         out: dict[str, object] = {"kind": self.kind, key: self.what, "score": round(self.score, 4)}

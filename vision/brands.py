@@ -19,8 +19,11 @@ or ``None`` when the image is opaque everywhere (the whole image is the logo).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +41,9 @@ from vision.limits import (
 log = logging.getLogger(__name__)
 
 BRAND_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-"""A brand's folder name: the same pattern the campaign schema accepts for ``logo.brand``."""
+"""A brand's name: its folder's name, and what ``logo: {brand: ...}`` says in a campaign. The one
+definition: the campaign schema and the rules checker use this constant (match it with
+``fullmatch``)."""
 
 MASK_ALPHA_THRESHOLD = 128
 """Alpha (0..255) at or above which a pixel belongs to the logo. Half-way keeps anti-aliased
@@ -64,7 +69,7 @@ class BrandRefs:
     paths: tuple[Path, ...]
 
     def __post_init__(self) -> None:
-        if not BRAND_SLUG.match(self.brand):
+        if not BRAND_SLUG.fullmatch(self.brand):
             raise ValueError(f"brand must match {BRAND_SLUG.pattern}, got {self.brand!r}")
         if not self.images:
             raise ValueError(f"brand {self.brand!r} has no reference images")
@@ -86,42 +91,72 @@ class BrandRefs:
 
 
 def read_reference(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode one reference logo file into (RGB image, mask or None).
+    """Read and decode one reference logo file into (RGB image, mask or None).
 
-    Limits are checked before pixels are allocated: file size against ``MAX_IMAGE_BYTES``, the
-    header's width x height against ``MAX_IMAGE_PIXELS``, the format against
-    ``ALLOWED_IMAGE_FORMATS``. Raises :class:`MediaError` naming ``path``.
+    The file size is checked against ``MAX_IMAGE_BYTES`` before it is read; then
+    :func:`decode_reference` checks everything else. Raises :class:`MediaError` naming ``path``.
     """
     try:
         size = path.stat().st_size
-        with path.open("rb") as fh:
-            head = fh.read(16)
+        if size > MAX_IMAGE_BYTES:
+            raise MediaError(
+                f"{path}: {size} bytes, over the {MAX_IMAGE_BYTES}-byte limit for images"
+            )
+        data = path.read_bytes()
     except OSError as exc:
         raise MediaError(f"{path}: cannot read reference logo ({exc.strerror})") from exc
-    if size > MAX_IMAGE_BYTES:
-        raise MediaError(f"{path}: {size} bytes, over the {MAX_IMAGE_BYTES}-byte limit for images")
-    opener = _opener(head)
+    return decode_reference(data, str(path))
+
+
+def decode_reference(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The one check of a reference logo's bytes: (RGB image, mask or None), or MediaError.
+
+    Used by the brand loader (so the logo matcher) and by the rules checker, so that
+    ``onscreen rules check`` refuses exactly the images ``scan``/``serve`` would refuse. In
+    order, each before what it guards: size against ``MAX_IMAGE_BYTES``; the format by its
+    first bytes against ``ALLOWED_IMAGE_FORMATS``; width x height read from the header by
+    ``vision.image_decode.image_size`` (no pixel allocated) against ``MAX_IMAGE_PIXELS``, so a
+    decompression bomb costs nothing; then the pixels, and a mask from the alpha channel that
+    must leave at least ``MIN_MASK_PIXELS`` of logo. ``source`` starts every message.
+    """
+    from vision.image_decode import image_size
+
+    if len(data) > MAX_IMAGE_BYTES:
+        raise MediaError(
+            f"{source}: {len(data)} bytes, over the {MAX_IMAGE_BYTES}-byte limit for images"
+        )
+    opener = _opener(data[:32])
     if opener is None:
         raise MediaError(
-            f"{path}: not a {', '.join(ALLOWED_IMAGE_FORMATS)} file (by its first bytes); "
+            f"{source}: not a {', '.join(ALLOWED_IMAGE_FORMATS)} file (by its first bytes); "
             "convert the logo to PNG"
+        )
+    try:
+        _, w, h = image_size(data, source)
+    except MediaError as exc:
+        detail = str(exc).removeprefix(f"{source}: ")
+        raise MediaError(f"{source}: cannot decode reference logo ({detail})") from None
+    if w * h > MAX_IMAGE_PIXELS:
+        raise MediaError(
+            f"{source}: {w}x{h} pixels by its header, over the {MAX_IMAGE_PIXELS}-pixel limit "
+            "for images; save the logo smaller (a few hundred pixels across is plenty)"
         )
     try:
         # The format's own plugin, not PIL.Image.open: the format is already known from the
         # magic bytes, and Image.open is monkey-patched by ultralytics to try installing HEIF
         # support on files it cannot identify.
-        with opener(str(path)) as im:
-            w, h = im.size
-            if w * h > MAX_IMAGE_PIXELS:
+        with opener(io.BytesIO(data)) as im:
+            if im.size != (w, h):
                 raise MediaError(
-                    f"{path}: {w}x{h} pixels, over the {MAX_IMAGE_PIXELS}-pixel limit for images"
+                    f"{source}: cannot decode reference logo (header says {w}x{h}, "
+                    f"the decoder {im.size[0]}x{im.size[1]})"
                 )
             has_alpha = "A" in im.getbands() or "transparency" in im.info
             rgba = np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
     except MediaError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise MediaError(f"{path}: cannot decode reference logo ({exc})") from exc
+        raise MediaError(f"{source}: cannot decode reference logo ({exc})") from exc
     if not has_alpha:
         return np.ascontiguousarray(rgba), None
     rgb = np.ascontiguousarray(rgba[..., :3])
@@ -131,17 +166,56 @@ def read_reference(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     mask = np.where(alpha >= MASK_ALPHA_THRESHOLD, 255, 0).astype(np.uint8)
     if int(np.count_nonzero(mask)) < MIN_MASK_PIXELS:
         raise MediaError(
-            f"{path}: the image is transparent almost everywhere (under {MIN_MASK_PIXELS} "
+            f"{source}: the image is transparent almost everywhere (under {MIN_MASK_PIXELS} "
             "visible pixels); nothing of the logo is left to match"
         )
     return rgb, mask
+
+
+def check_reference(data: bytes, source: str, brand: str) -> None:
+    """Everything the logo matcher checks about one reference image, without keeping it.
+
+    :func:`decode_reference`, then the matcher's own feature extraction
+    (``vision.logo_matcher.reference_view``, which refuses a logo with too few features to
+    match: a blank or tiny image). For the rules checker; raises :class:`MediaError`.
+
+    The feature extraction takes most of a second per image on a CPU, and the rules are checked
+    on every reload, so its outcome is remembered per image content (sha256) for the process:
+    an unchanged logo is checked once, a changed one again (messages name the brand: the
+    brand is part of the key).
+    """
+    from vision.logo_matcher import reference_view  # the matcher imports this module
+
+    digest = hashlib.sha256(data).digest() + brand.encode()
+    with _checked_lock:
+        known = _checked.get(digest, _UNCHECKED)
+    if known is _UNCHECKED:
+        try:
+            image, mask = decode_reference(data, source)
+            reference_view(brand, Path(source), image, mask)
+            known = None
+        except MediaError as exc:
+            known = str(exc).removeprefix(f"{source}: ")
+        with _checked_lock:
+            while len(_checked) >= MAX_CHECKED_REFERENCES:
+                _checked.pop(next(iter(_checked)))
+            _checked[digest] = known
+    if known is not None:
+        raise MediaError(f"{source}: {known}")
+
+
+MAX_CHECKED_REFERENCES = 4096
+"""Reference-image outcomes ``check_reference`` remembers (keys of ~40 bytes: a few hundred KB)."""
+_UNCHECKED = object()
+_checked: dict[bytes, object] = {}
+_checked_lock = threading.Lock()
 
 
 def load_brand(folder: Path) -> BrandRefs:
     """Read every reference image in one brand folder (name = brand). Raises MediaError."""
     folder = Path(folder)
     brand = folder.name
-    if not BRAND_SLUG.match(brand):
+    if not BRAND_SLUG.fullmatch(brand):
         raise MediaError(
             f"{folder}: brand folder name {brand!r} is not a lower-case slug "
             f"({BRAND_SLUG.pattern}); rename it, e.g. to {_suggest_slug(brand)!r}"

@@ -217,7 +217,12 @@ def _fill(shape: tuple[int, int], fill: int | tuple[float, int]) -> np.ndarray:
     return (blurred - lo) * (255.0 / max(hi - lo, 1e-6))
 
 
-def _ref_view(brand: str, path: Path, image: np.ndarray, mask: np.ndarray | None) -> RefView:
+def reference_view(brand: str, path: Path, image: np.ndarray, mask: np.ndarray | None) -> RefView:
+    """One reference image's features at every scale (and fill, for a masked logo).
+
+    Raises MediaError naming ``path`` when too few features are found to match the logo;
+    ``vision.brands.check_reference`` runs this for the rules checker.
+    """
     grey, s = _grey(image, REF_MAX_SIDE)
     h, w = grey.shape
     alpha = None
@@ -373,7 +378,7 @@ class LogoMatcher:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self._brands = tuple(names)
         self._views = tuple(
-            _ref_view(r.brand, p, img, m)
+            reference_view(r.brand, p, img, m)
             for r in refs
             for img, m, p in zip(r.images, r.masks, r.paths, strict=True)
         )

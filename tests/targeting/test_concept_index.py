@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +9,9 @@ import numpy as np
 import pytest
 
 from targeting.concept_index import ConceptIndex
-from targeting.rules_schema import DEFAULT_EXCLUDE_THRESHOLD, Campaign
+from targeting.rules_schema import Campaign
 from tests.targeting.fakes import FAKE_DIM, FakeEmbedder, frame_embedding
-from vision.errors import ModelError, RulesError
+from vision.errors import ModelError
 from vision.taxonomy import iab_by_id
 
 
@@ -51,31 +49,6 @@ def test_taxonomy_facts_used_by_these_tests() -> None:
     assert tax[AUTO].parent is None and tax[TRAVEL].parent is None
 
 
-def test_each_distinct_prompt_embedded_once_and_thresholds_per_column() -> None:
-    e = FakeEmbedder()
-    cs = [
-        camp("a", target={"any": [concept("snow", 0.3), concept("beach")]}),
-        camp("b", target={"all": [concept("snow", 0.3)], "any": [concept("snow", 0.2)]}),
-        camp("c", exclude={"concepts": [{"prompt": "beach"}, {"prompt": "crash"}]}),
-    ]
-    idx = ConceptIndex.build(cs, e, rules_root=Path("."))
-    assert e.calls == [("texts", 3)]  # snow, beach, crash: once each
-    got = [(c.what, c.threshold) for c in idx.columns]
-    assert got == [
-        ("snow", 0.3),
-        ("beach", 0.25),
-        ("snow", 0.2),
-        ("crash", DEFAULT_EXCLUDE_THRESHOLD),
-    ]
-    assert idx.matrix.shape == (4, FAKE_DIM) and idx.matrix.dtype == np.float32
-    np.testing.assert_allclose(idx.matrix[0], idx.matrix[2])
-    np.testing.assert_allclose(idx.thresholds, [0.3, 0.25, 0.2, 0.25])
-    # campaign a's clauses and campaign b's `all` share the (snow, 0.3) column
-    assert idx.plans[0].clause_signals == (0, 1)
-    assert idx.plans[1].all_signals == (0,) and idx.plans[1].any_signals == (2,)
-    assert idx.plans[2].exclude_signals[:2] == (1, 3) and idx.plans[2].exclude_concepts
-
-
 def test_scores_are_one_product_and_hits_compare_with_thresholds() -> None:
     e = FakeEmbedder()
     cs = [camp("a", target={"any": [concept("snow", 0.3), concept("beach", 0.2)]})]
@@ -90,25 +63,6 @@ def test_scores_are_one_product_and_hits_compare_with_thresholds() -> None:
     assert s.shape == (2, 2)
     np.testing.assert_allclose(s, [[0.31, 0.19], [0.29, 0.21]], atol=1e-5)
     assert idx.hits(emb).tolist() == [[True, False], [False, True]]
-
-
-def test_example_concept_is_the_renormalized_mean_of_its_images(
-    tmp_path: Path, real_images: dict[str, Path]
-) -> None:
-    (tmp_path / "ex").mkdir()
-    for name in ("bus", "zidane"):
-        shutil.copy(real_images[name], tmp_path / "ex" / f"{name}.jpg")
-    e = FakeEmbedder()
-    cs = [
-        camp("a", target={"any": [{"concept": {"examples": ["ex/bus.jpg", "ex/zidane.jpg"]}}]}),
-        camp("b", target={"any": [{"concept": {"examples": ["ex/zidane.jpg", "ex/bus.jpg"]}}]}),
-    ]
-    idx = ConceptIndex.build(cs, e, rules_root=tmp_path)
-    assert e.calls == [("images", 2)]
-    assert len(idx.columns) == 1 and idx.columns[0].kind == "example"
-    assert idx.columns[0].threshold == 0.8
-    mean = e.image_vector(tmp_path / "ex/bus.jpg") + e.image_vector(tmp_path / "ex/zidane.jpg")
-    np.testing.assert_allclose(idx.matrix[0], mean / np.linalg.norm(mean), atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -164,79 +118,6 @@ def test_iab_top_is_best_first() -> None:
     assert scores[0, 0] > scores[0, 1]
 
 
-class WrongShape(FakeEmbedder):
-    def embed_texts(self, texts: Any) -> np.ndarray:
-        return np.ones((len(texts), self.dim + 1), dtype=np.float32)
-
-
-class ZeroVectors(FakeEmbedder):
-    def embed_texts(self, texts: Any) -> np.ndarray:
-        return np.zeros((len(texts), self.dim), dtype=np.float32)
-
-
-@pytest.mark.parametrize(
-    "campaigns, embedder, kw, raises",
-    [
-        ([camp("a"), camp("a")], FakeEmbedder(), {}, pytest.raises(ValueError, match="twice")),
-        (
-            [camp("a", target={"any": [{"concept": {"examples": ["ex/none.jpg"]}}]})],
-            FakeEmbedder(),
-            {},
-            pytest.raises(RulesError, match=r"example image 'ex/none.jpg' not found"),
-        ),
-        (
-            [camp("a", exclude={"safety": ["nudity", "gambling"]})],
-            FakeEmbedder(),
-            {},
-            pytest.raises(
-                RulesError, match=r"exclude.safety\[1\]: unknown safety class 'gambling'"
-            ),
-        ),
-        (
-            [camp("a", target={"any": [{"iab": [AUTO]}]})],
-            FakeEmbedder(),
-            {},
-            pytest.raises(ValueError, match="no IAB vocabulary was given"),
-        ),
-        (
-            [camp("a", target={"any": [{"iab": ["999999"]}]})],
-            FakeEmbedder(),
-            {"iab_matrix": IAB_MATRIX, "iab_ids": VOCAB},
-            pytest.raises(RulesError, match="IAB id '999999' is neither in the IAB vocabulary"),
-        ),
-        (
-            [camp("a", target={"any": [{"iab": [AUTO]}]})],
-            FakeEmbedder(),
-            {"iab_matrix": IAB_MATRIX[:, :10], "iab_ids": VOCAB},
-            pytest.raises(ValueError, match=r"iab_matrix must be \(6, 64\)"),
-        ),
-        (
-            [camp("a", target={"any": [concept("snow")]})],
-            WrongShape(),
-            {},
-            pytest.raises(ModelError, match=r"returned \(1, 65\) float32 for 1 prompts"),
-        ),
-        (
-            [camp("a", target={"any": [concept("snow")]})],
-            ZeroVectors(),
-            {},
-            pytest.raises(ModelError, match="non-finite or zero embedding"),
-        ),
-        ([camp("a", target={"any": [concept("snow")]})], FakeEmbedder(), {}, nullcontext()),
-    ],
-)
-def test_build_errors_say_what_to_fix(
-    campaigns: list[Campaign],
-    embedder: FakeEmbedder,
-    kw: dict[str, Any],
-    raises: AbstractContextManager[Any],
-    tmp_path: Path,
-) -> None:
-    with raises:
-        idx = ConceptIndex.build(campaigns, embedder, rules_root=tmp_path, **kw)
-        assert idx.n_signals == 1
-
-
 def test_stale_or_unknown_campaign_and_wrong_dim_are_refused() -> None:
     a = camp("a", target={"any": [concept("snow")]})
     idx = ConceptIndex.build([a], FakeEmbedder(), rules_root=Path("."))
@@ -248,17 +129,3 @@ def test_stale_or_unknown_campaign_and_wrong_dim_are_refused() -> None:
         idx.position(camp("b"))
     with pytest.raises(ModelError, match=r"\(2, 32\) but the concept index was built with"):
         idx.scores(np.zeros((2, 32), dtype=np.float32))
-
-
-def test_logo_and_face_rules_need_no_embedder(tmp_path) -> None:
-    from targeting.rules_schema import Campaign
-
-    logo = Campaign.model_validate({"id": "l", "target": {"any": [{"logo": {"brand": "acme"}}]}})
-    face = Campaign.model_validate({"id": "f", "target": {"all": [{"face": {"min_count": 2}}]}})
-    idx = ConceptIndex.build([logo, face], None, rules_root=tmp_path)
-    assert idx.dim == 0 and idx.matrix.shape == (0, 0) and idx.model_id == "none"
-    concept = Campaign.model_validate(
-        {"id": "c", "target": {"any": [{"concept": {"prompt": "snow"}}]}}
-    )
-    with pytest.raises(ValueError, match="need an embedder"):
-        ConceptIndex.build([logo, concept], None, rules_root=tmp_path)

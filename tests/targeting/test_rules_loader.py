@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import logging
 import shutil
+import typing
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+import yaml
 
-from targeting.rules_loader import MAX_YAML_NODES, RuleSet, format_field, load_rules
-from vision.errors import RuleProblem, RulesError
+from targeting.rules_loader import RuleSet, load_rules
+from targeting.yaml_lines import MAX_YAML_NODES
+from tests.targeting.images import png, png_bomb
+from vision.errors import MediaError, RuleProblem, RulesError
+from vision.logo_matcher import LogoMatcher
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "rules"
@@ -154,7 +161,7 @@ CASES = [
         "id: bad\ntarget:\n  any: [{logo: {brand: acme}\n",
         4,
         "",
-        "YAML syntax error: expected ',' or '}', but got '<stream end>' "
+        "YAML syntax error (column 1): expected ',' or '}', but got '<stream end>' "
         "(while parsing a flow mapping started on line 3)",
         id="yaml-syntax",
     ),
@@ -162,7 +169,7 @@ CASES = [
         "id: bad\n  target: 1\n",
         2,
         "",
-        "YAML syntax error: mapping values are not allowed",
+        "YAML syntax error (column 9): mapping values are not allowed",
         id="yaml-indent",
     ),
     pytest.param(
@@ -213,7 +220,7 @@ target:
         "id: bad\nbid_cpm: cheap\ntarget: {any: [{face: {}}]}\n",
         2,
         "bid_cpm",
-        "should be a valid number, unable to parse string as a number, got text 'cheap'",
+        "should be a valid number, got text 'cheap'",
         id="wrong-type",
     ),
     pytest.param(
@@ -234,7 +241,7 @@ target:
         "id: bad\ntarget:\n  any:\n    - logo: {brand: acme}\n      face: {}\n",
         4,
         "target.any[0]",
-        "each target entry needs exactly one of concept, logo, face, iab (got logo, face)",
+        "each target entry needs exactly one of concept, logo, face, iab, text (got logo, face)",
         id="clause-two-kinds",
     ),
     pytest.param(
@@ -437,7 +444,7 @@ def test_duplicate_ids_name_both_files(rules: Path) -> None:
         ),
         pytest.param(
             lambda r: write(r, "campaigns/zz.yaml", b"id: caf\xe9\n"),
-            "campaigns/zz.yaml:1: not UTF-8 text (byte 7): save the file as UTF-8",
+            "campaigns/zz.yaml:1: not valid text: invalid UTF-8 at byte 7; save it as UTF-8",
             id="not-utf8",
         ),
     ],
@@ -541,14 +548,386 @@ target:
     ]
 
 
+# ------------------------------------------------------------ defect 9: text, links, no echoes
+
+SECRET = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+
+
 @pytest.mark.parametrize(
-    "path, text",
+    "data, expected",
     [
-        ((), ""),
-        (("target",), "target"),
-        (("target", "any", 0, "concept"), "target.any[0].concept"),
-        (("a", 0, 1, "b"), "a[0][1].b"),
+        pytest.param(
+            b"id: a\ntarget:\x00\n",
+            "campaigns/zz.yaml:2: not valid text: a NUL byte; save the file as plain UTF-8 text",
+            id="nul",
+        ),
+        pytest.param(
+            b"id: a\n\ntarget: \x07\n",
+            "campaigns/zz.yaml:3: not valid text: control character U+0007; "
+            "save the file as plain UTF-8 text",
+            id="control-character",
+        ),
+        pytest.param(
+            b"id: a\nadvertiser: \xff\xfe\n",
+            "campaigns/zz.yaml:2: not valid text: invalid UTF-8 at byte 18; save it as UTF-8",
+            id="invalid-utf8",
+        ),
+        pytest.param(
+            "\ufeffid: a\ntarget: {any: [{logo: {brand: acme}}]}\x00".encode("utf-16"),
+            "campaigns/zz.yaml:1: not valid text: invalid UTF-8 at byte 0; save it as UTF-8",
+            id="utf16",
+        ),
     ],
 )
-def test_format_field(path: tuple, text: str) -> None:
-    assert format_field(path) == text
+def test_not_valid_text_is_one_problem_at_its_line(rules: Path, data: bytes, expected: str) -> None:
+    write(rules, "campaigns/zz.yaml", data)
+    assert [str(p) for p in problems_of(rules)] == [expected]
+
+
+LINK_OUT = (
+    "is a link to outside the rules directory: refused, never read "
+    "(a rules directory must be self-contained: copy the file in)"
+)
+
+
+def _outside(tmp_path: Path) -> Path:
+    out = tmp_path / "outside"
+    (out / "dir").mkdir(parents=True, exist_ok=True)
+    (out / "passwd").write_text(SECRET, encoding="utf-8")
+    (out / "dir" / "logo.png").write_bytes((EXAMPLES / "brands/acme/logo2.png").read_bytes())
+    (out / "dir" / "x.yaml").write_text(SECRET, encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize(
+    "link, target, problem_file",
+    [
+        ("campaigns/passwd.yaml", "passwd", "campaigns/passwd.yaml"),
+        ("brands/acme/passwd.png", "passwd", "brands/acme/passwd.png"),
+        ("brands/evil", "dir", "brands/evil"),
+        ("brands/acme/logo9.png", "dir/logo.png", "brands/acme/logo9.png"),
+    ],
+)
+def test_links_out_of_the_rules_dir_are_refused_and_never_read(
+    rules: Path, tmp_path: Path, link: str, target: str, problem_file: str
+) -> None:
+    out = _outside(tmp_path)
+    (rules / link).symlink_to(out / target)
+    problems = problems_of(rules)
+    assert [str(p) for p in problems] == [f"{problem_file}: {LINK_OUT}"]
+    assert not any("root" in str(p) or str(out) in str(p) for p in problems)
+
+
+def test_linked_campaigns_and_brands_folders_out_of_the_dir_are_refused(
+    rules: Path, tmp_path: Path
+) -> None:
+    out = _outside(tmp_path)
+    shutil.rmtree(rules / "campaigns")
+    (rules / "campaigns").symlink_to(out / "dir")
+    assert [str(p) for p in problems_of(rules)] == [f"campaigns: {LINK_OUT}"]
+    shutil.rmtree(rules / "brands")
+    (rules / "brands").symlink_to(out / "dir")
+    got = [str(p) for p in problems_of(rules)]
+    assert f"brands: {LINK_OUT}" in got and not any("root" in p for p in got)
+
+
+def test_links_inside_the_rules_dir_are_followed(rules: Path) -> None:
+    (rules / "campaigns" / "alias.yaml").symlink_to(rules / "campaigns" / "acme-own-logo.yaml")
+    with pytest.raises(RulesError, match="duplicate campaign id 'acme-own-logo'"):
+        load_rules(rules)
+
+
+def test_example_linked_out_of_the_dir_is_refused(rules: Path, tmp_path: Path) -> None:
+    out = _outside(tmp_path)
+    (rules / "shots").mkdir()
+    (rules / "shots" / "x.png").symlink_to(out / "dir" / "logo.png")
+    write(
+        rules,
+        "campaigns/zz.yaml",
+        "id: zz\ntarget: {any: [{concept: {examples: [shots/x.png]}}]}\n",
+    )
+    [p] = problems_of(rules)
+    assert (p.file, p.line, p.field) == (
+        "campaigns/zz.yaml",
+        2,
+        "target.any[0].concept.examples[0]",
+    )
+    assert "points outside the rules directory" in p.message
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        pytest.param(
+            SECRET,
+            "campaigns/zz.yaml:1: top level should be a mapping (id: ..., target: ...), got text",
+            id="a-whole-file-of-text",
+        ),
+        pytest.param(
+            "id: !root:x:0:0:root/bin/bash zz\n",
+            "campaigns/zz.yaml:1: YAML syntax error (column 5): could not determine a "
+            "constructor for the tag ...",
+            id="tag",
+        ),
+        pytest.param(
+            "id: zz\ntarget: *root:x:0:0\n",
+            "campaigns/zz.yaml:2: YAML syntax error (column 9): found undefined alias ...",
+            id="alias",
+        ),
+        pytest.param(
+            "id: zz\ntarget:\n\t- root:x:0:0\n",
+            "campaigns/zz.yaml:3: YAML syntax error (column 1): found character '\\t' that "
+            "cannot start any token",
+            id="tab",
+        ),
+    ],
+)
+def test_errors_never_echo_the_file(rules: Path, text: str, expected: str) -> None:
+    write(rules, "campaigns/zz.yaml", text)
+    assert [str(p) for p in problems_of(rules)] == [expected]
+
+
+# ------------------------------------------- defect 3: what scan/serve refuse, rules check reports
+
+
+BAD_REFERENCES = [
+    pytest.param(
+        png_bomb(),
+        "100000x100000 pixels by its header, over the 50000000-pixel limit for images; "
+        "save the logo smaller (a few hundred pixels across is plenty)",
+        id="decompression-bomb",
+    ),
+    pytest.param(
+        png(np.zeros((64, 64, 4), np.uint8)),
+        "the image is transparent almost everywhere (under 64 visible pixels); "
+        "nothing of the logo is left to match",
+        id="transparent",
+    ),
+    pytest.param(
+        png(np.full((200, 200, 3), 255, np.uint8)),
+        "only 0 features found in brand 'acme''s reference logo (need 12); "
+        "use a larger, more detailed image",
+        id="featureless",
+    ),
+    pytest.param(
+        b"\x89PNG\r\n\x1a\n not really a png",
+        "cannot decode reference logo (truncated or corrupt PNG (no IHDR header))",
+        id="corrupt",
+    ),
+]
+
+
+@pytest.mark.parametrize("data, message", BAD_REFERENCES)
+def test_rules_check_refuses_what_the_logo_matcher_refuses(
+    rules: Path, data: bytes, message: str
+) -> None:
+    write(rules, "brands/acme/bad.png", data)
+    assert [str(p) for p in problems_of(rules)] == [f"brands/acme/bad.png: {message}"]
+    with pytest.raises(MediaError) as info:  # the same image, the same words, at start-up
+        LogoMatcher.from_brands_dir(rules / "brands")
+    assert str(info.value) == f"{rules / 'brands/acme/bad.png'}: {message}"
+
+
+def test_example_image_bomb_is_reported_at_the_campaign_line(rules: Path) -> None:
+    write(rules, "shots/bomb.png", png_bomb())
+    write(
+        rules,
+        "campaigns/zz.yaml",
+        "id: zz\ntarget:\n  any: [{concept: {examples: [shots/bomb.png]}}]\n",
+    )
+    [p] = problems_of(rules)
+    assert str(p) == (
+        "campaigns/zz.yaml:3: target.any[0].concept.examples[0]: shots/bomb.png: image is "
+        "100000x100000 = 10000 MP, over the 50 MP limit"
+    )
+
+
+FACE_ONLY = "id: faces\ntarget:\n  all:\n    - face: {min_count: 1}\n"
+
+
+@pytest.mark.parametrize("brands", ["missing", "empty"])
+def test_face_only_rules_need_no_brands(tmp_path: Path, brands: str) -> None:
+    write(tmp_path, "campaigns/faces.yaml", FACE_ONLY)
+    if brands == "empty":
+        (tmp_path / "brands").mkdir()
+    got = load_rules(tmp_path)
+    assert [c.id for c in got.campaigns] == ["faces"] and dict(got.brands) == {}
+    assert got.brands_dir is None  # so scan/serve build no logo matcher
+    assert load_rules(EXAMPLES).brands_dir == EXAMPLES.resolve() / "brands"
+
+
+def test_one_brand_slug_pattern_for_schema_loader_and_brands() -> None:
+    from targeting.rules_schema import Logo
+    from vision.brands import BRAND_SLUG, BrandRefs
+
+    pattern = next(m.pattern for m in Logo.model_fields["brand"].metadata if hasattr(m, "pattern"))
+    assert pattern == BRAND_SLUG.pattern
+    image = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="brand must match"):  # `$` alone lets "acme\n" through
+        BrandRefs(brand="acme\n", images=(image,), masks=(None,), paths=(Path("x.png"),))
+
+
+# ------------------------------------------------ defect 10 (rules): numbers are never booleans
+
+# (path to the number, campaign with the path's clause, an integer that is valid there, kind)
+NUMBER_FIELDS = [
+    ("bid_cpm", {}, 4, "number"),
+    ("min_duration_s", {}, 2, "number"),
+    ("gap_s", {}, 1, "number"),
+    ("target.any[0].concept.threshold", {"concept": {"prompt": "snow"}}, 0, "number"),
+    ("target.any[0].logo.min_score", {"logo": {"brand": "acme"}}, 1, "number"),
+    ("target.any[0].logo.min_area", {"logo": {"brand": "acme"}}, 0, "number"),
+    ("target.any[0].face.min_count", {"face": {}}, 2, "integer"),
+    ("target.any[0].face.max_count", {"face": {}}, 3, "integer"),
+    ("target.any[0].face.min_area", {"face": {}}, 0, "number"),
+    ("target.any[0].face.min_score", {"face": {}}, 1, "number"),
+    ("target.any[0].iab.top_k", {"iab": {"ids": ["1"]}}, 5, "integer"),
+    ("target.any[0].iab.threshold", {"iab": {"ids": ["1"]}}, 0, "number"),
+    ("target.any[0].text.min_score", {"text": {"any": ["acme"]}}, 1, "number"),
+    ("exclude.concepts[0].threshold", {"exclude-concept": {"prompt": "crash"}}, 1, "number"),
+    ("exclude.logos[0].min_score", {"exclude-logo": {"brand": "rival"}}, 1, "number"),
+    ("exclude.logos[0].min_area", {"exclude-logo": {"brand": "rival"}}, 0, "number"),
+]
+
+
+def _with_number(clause: dict[str, Any], path: str, value: object) -> dict[str, Any]:
+    doc: dict[str, Any] = {"id": "zz", "target": {"any": [{"logo": {"brand": "acme"}}]}}
+    leaf = path.rsplit(".", 1)[-1]
+    if "exclude-concept" in clause:
+        doc["exclude"] = {"concepts": [{**clause["exclude-concept"], leaf: value}]}
+    elif "exclude-logo" in clause:
+        doc["exclude"] = {"logos": [{**clause["exclude-logo"], leaf: value}]}
+    elif clause:
+        ((kind, body),) = clause.items()
+        doc["target"] = {"any": [{kind: {**body, leaf: value}}]}
+    else:
+        doc[leaf] = value
+    return doc
+
+
+@pytest.mark.parametrize("path, clause, ok, kind", NUMBER_FIELDS, ids=[f[0] for f in NUMBER_FIELDS])
+def test_every_number_refuses_booleans_and_quoted_numbers(
+    rules: Path, path: str, clause: dict[str, Any], ok: int, kind: str
+) -> None:
+    file = write(rules, "campaigns/zz.yaml", yaml.safe_dump(_with_number(clause, path, True)))
+    [p] = problems_of(rules)
+    assert (p.field, p.message) == (
+        path,
+        f"should be a valid {kind}, got true/false (True): write the number itself",
+    )
+    file.write_text(yaml.safe_dump(_with_number(clause, path, str(ok))), encoding="utf-8")
+    [p] = problems_of(rules)
+    assert (p.field, p.message) == (
+        path,
+        f"should be a valid {kind}, got text '{ok}' (write it without quotes)",
+    )
+    file.write_text(yaml.safe_dump(_with_number(clause, path, ok)), encoding="utf-8")
+    assert "zz" in [c.id for c in load_rules(rules).campaigns]  # an integer is a fine float
+
+
+def test_the_table_above_names_every_number_in_the_schema() -> None:
+    """A new numeric field must be strict (and belongs in NUMBER_FIELDS)."""
+    from pydantic import BaseModel
+
+    from targeting import rules_schema
+
+    def numbers(model: type[BaseModel]) -> set[str]:
+        out = set()
+        for name, info in model.model_fields.items():
+            metadata = list(info.metadata)
+            types = set()
+            for arg in typing.get_args(info.annotation) or (info.annotation,):
+                if typing.get_origin(arg) is typing.Annotated:  # Score | None
+                    arg, *extra = typing.get_args(arg)
+                    metadata += [m for e in extra for m in getattr(e, "metadata", [e])]
+                types.add(arg)
+            if {float, int} & types:
+                assert any(getattr(m, "strict", False) for m in metadata), (model, name)
+                out.add(name)
+        return out
+
+    models = [
+        m for m in vars(rules_schema).values() if isinstance(m, type) and issubclass(m, BaseModel)
+    ]
+    found = {f"{m.__name__}.{n}" for m in models for n in numbers(m)}
+    listed = {
+        "Campaign.bid_cpm",
+        "Campaign.min_duration_s",
+        "Campaign.gap_s",
+        "Concept.threshold",
+        "Logo.min_score",
+        "Logo.min_area",
+        "Face.min_count",
+        "Face.max_count",
+        "Face.min_area",
+        "Face.min_score",
+        "Iab.top_k",
+        "Iab.threshold",
+        "Text.min_score",
+    }
+    assert found == listed
+
+
+# --------------------------------------------------------------- the text clause (issue 9 item 4)
+
+
+def test_text_clause_and_exclusion_load(rules: Path) -> None:
+    write(
+        rules,
+        "campaigns/zz.yaml",
+        "id: zz\ntarget:\n  any:\n    - text: {any: [acme, 'winter tyres'], min_score: 0.5}\n"
+        "exclude: {text: [breaking news]}\n",
+    )
+    got = load_rules(rules)
+    c = got.campaign("zz")
+    [clause] = c.target.any
+    assert clause.kind == "text" and clause.text is not None
+    assert clause.text.any == ("acme", "winter tyres") and c.exclude.text == ("breaking news",)
+    assert got.uses_text and not load_rules(EXAMPLES).uses_text
+
+
+@pytest.mark.parametrize(
+    "clause, field, message",
+    [
+        ("{text: {any: []}}", "target.any[0].text.any", "should have at least 1 item"),
+        (
+            "{text: {any: [acme, '!!!']}}",
+            "target.any[0].text.any",
+            "phrase 2 has no letters or digits to look for on screen",
+        ),
+        (
+            "{text: {any: [" + "x" * 101 + "]}}",
+            "target.any[0].text.any",
+            "phrase 1 has 101 characters, more than 100",
+        ),
+        (
+            "{text: {any: [acme], phrases: [acme]}}",
+            "target.any[0].text.phrases",
+            "unknown key 'phrases' (allowed: any, min_score)",
+        ),
+        ("{text: acme}", "target.any[0].text", "should be a mapping of keys"),
+        (
+            "{text: {any: [acme]}, logo: {brand: acme}}",
+            "target.any[0]",
+            "each target entry needs exactly one of concept, logo, face, iab, text (got logo, text)",
+        ),
+    ],
+)
+def test_text_clause_mistakes_are_reported_at_their_line(
+    rules: Path, clause: str, field: str, message: str
+) -> None:
+    write(rules, "campaigns/zz.yaml", f"id: zz\ntarget:\n  any:\n    - {clause}\n")
+    [p] = problems_of(rules)
+    assert (p.file, p.line, p.field) == ("campaigns/zz.yaml", 4, field)
+    assert message in p.message
+
+
+def test_text_exclusion_mistakes_are_reported(rules: Path) -> None:
+    write(
+        rules,
+        "campaigns/zz.yaml",
+        "id: zz\ntarget: {any: [{face: {}}]}\nexclude:\n  text: ['  ']\n",
+    )
+    [p] = problems_of(rules)
+    assert (p.line, p.field) == (4, "exclude.text")
+    assert p.message == "phrase 1 has no letters or digits to look for on screen"

@@ -12,6 +12,7 @@ import pytest
 
 from targeting.rules_loader import RuleSet
 from targeting.rules_watch import ReloadResult, RulesHolder
+from tests.targeting.images import png_bomb
 from vision.errors import RulesError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "rules"
@@ -98,6 +99,33 @@ def test_on_reload_hears_every_change_and_every_rejection_but_not_no_ops(rules: 
     good = holder.reload()
     assert heard == [bad, good]
     assert [(r.ok, r.changed) for r in heard] == [(False, False), (True, True)]
+
+
+def test_a_nul_byte_on_reload_is_a_rejected_reload(rules: Path) -> None:
+    heard: list[ReloadResult] = []
+    holder = RulesHolder(rules, on_reload=heard.append)
+    good = holder.current
+    (rules / "campaigns" / "new.yaml").write_bytes(
+        NEW_CAMPAIGN.encode().replace(b"\n", b"\x00\n", 1)
+    )
+    result = holder.reload()
+    assert not result.ok and not result.changed and result.version == good.version
+    assert [str(p) for p in result.problems] == [
+        "campaigns/new.yaml:1: not valid text: a NUL byte; save the file as plain UTF-8 text"
+    ]
+    assert heard == [result] and holder.current is good
+
+
+def test_a_brand_image_bomb_on_reload_is_a_rejected_reload(rules: Path) -> None:
+    holder = RulesHolder(rules)
+    good = holder.current
+    (rules / "brands" / "acme" / "huge.png").write_bytes(png_bomb())
+    result = holder.reload()
+    assert not result.ok and holder.current is good
+    assert [str(p) for p in result.problems] == [
+        "brands/acme/huge.png: 100000x100000 pixels by its header, over the 50000000-pixel "
+        "limit for images; save the logo smaller (a few hundred pixels across is plenty)"
+    ]
 
 
 def test_on_change_error_vetoes_the_swap(rules: Path) -> None:

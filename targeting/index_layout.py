@@ -1,0 +1,216 @@
+"""The compiled layout of a rule set: the keys, plans and flat arrays a ``ConceptIndex`` holds.
+
+Plain frozen data, no model and no numbers computed here beyond packing: the signal keys (one per
+distinct condition: ``ConceptColumn``, ``IabClauseKey``, ``LogoKey``, ``FaceKey``, ``SafetyKey``),
+each campaign as signal indices (``CampaignPlan``), and the same lists flattened for
+``np.*.reduceat`` (``Flat``, ``CampaignTable``, ``ClauseMembers``, ``IabTable``). See
+``targeting.concept_index`` for the signal space they describe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from targeting.rules_schema import Campaign
+
+SignalKind = Literal["concept", "example", "iab", "logo", "face", "text", "safety"]
+
+
+@dataclass(frozen=True)
+class ConceptColumn:
+    """One column of the concept matrix: a prompt or an example set, and its cosine threshold.
+
+    ``what`` is the prompt, or the example paths (as written in the rules) joined by ``", "``.
+    """
+
+    kind: Literal["concept", "example"]
+    what: str
+    threshold: float
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IabClauseKey:
+    """A distinct ``iab`` clause: holds when a listed id (or a descendant) is in the top ``top_k``.
+
+    ``threshold`` (cosine, or None) additionally requires that category's score to reach it.
+    """
+
+    ids: tuple[str, ...]
+    top_k: int
+    threshold: float | None
+
+
+@dataclass(frozen=True)
+class LogoKey:
+    """A distinct logo condition: a ``brand`` match with score >= ``min_score``, box area >=
+    ``min_area`` (fraction of the frame)."""
+
+    brand: str
+    min_score: float
+    min_area: float
+
+
+@dataclass(frozen=True)
+class FaceKey:
+    """A distinct face condition: the count of faces with score >= ``min_score`` and area >=
+    ``min_area`` lies in ``[min_count, max_count]`` (``max_count`` None = no upper limit)."""
+
+    min_count: int
+    max_count: int | None
+    min_area: float
+    min_score: float
+
+
+@dataclass(frozen=True)
+class TextKey:
+    """A distinct text condition: OCR reads one of ``phrases`` (as written) with score >=
+    ``min_score``. ``words`` are the phrases in canonical form (``targeting.text_match``)."""
+
+    phrases: tuple[str, ...]
+    min_score: float
+    words: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class SafetyKey:
+    """A brand-safety class named in an exclusion; blocks when a flag reaches ``threshold``."""
+
+    name: str
+    threshold: float
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """One campaign as signal indices.
+
+    ``clause_signals[i]`` is the signal of ``campaign.target.clauses[i]`` (``all`` then ``any``);
+    ``all_signals``/``any_signals``/``exclude_signals`` are the distinct signals of each part.
+    ``exclude_concepts`` says whether an exclusion needs the frame embedding (see ``match``: a
+    keyframe without one is blocked for such a campaign, fail-closed).
+    """
+
+    campaign: Campaign
+    clause_signals: tuple[int, ...]
+    all_signals: tuple[int, ...]
+    any_signals: tuple[int, ...]
+    exclude_signals: tuple[int, ...]
+    exclude_concepts: bool
+
+
+@dataclass(frozen=True, eq=False)
+class Flat:
+    """Per-campaign index lists flattened for ``np.*.reduceat`` (vectorized over campaigns).
+
+    ``flat`` holds the signal indices of every listed campaign back to back, ``starts`` where each
+    campaign's run begins, ``camps`` which campaign (0..C-1) each run belongs to. Campaigns with an
+    empty list are left out (reduceat cannot express an empty run).
+    """
+
+    flat: np.ndarray
+    starts: np.ndarray
+    camps: np.ndarray
+
+    @classmethod
+    def of(cls, lists: Sequence[Sequence[int]]) -> Flat:
+        flat: list[int] = []
+        starts: list[int] = []
+        camps: list[int] = []
+        for ci, sigs in enumerate(lists):
+            if sigs:
+                starts.append(len(flat))
+                camps.append(ci)
+                flat.extend(sigs)
+        return cls(
+            np.asarray(flat, dtype=np.intp),
+            np.asarray(starts, dtype=np.intp),
+            np.asarray(camps, dtype=np.intp),
+        )
+
+    def __bool__(self) -> bool:
+        return self.flat.size > 0
+
+
+@dataclass(frozen=True, eq=False)
+class CampaignTable:
+    """(C,) arrays over ``plans``: ``gap_s``, ``min_duration_s``, ``bid_cpm`` (float64) and
+    ``id_rank`` (int: position of the campaign id in sorted order, for deterministic ties)."""
+
+    gap_s: np.ndarray
+    min_duration_s: np.ndarray
+    bid_cpm: np.ndarray
+    id_rank: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class ClauseMembers:
+    """Signal -> the campaigns whose target uses it, as CSR arrays (for joining hits to placements).
+
+    For signal ``s``, entries ``ptr[s]:ptr[s+1]`` of ``campaign`` (int, row in ``plans``) and
+    ``position`` (int, the clause's first position in that campaign's ``clause_signals``, so
+    reasons keep the rules' order).
+    """
+
+    ptr: np.ndarray
+    campaign: np.ndarray
+    position: np.ndarray
+
+    @classmethod
+    def of(cls, plans: Sequence[CampaignPlan], n_signals: int) -> ClauseMembers:
+        sig: list[int] = []
+        camp: list[int] = []
+        pos: list[int] = []
+        for ci, p in enumerate(plans):
+            for j, s in enumerate(dict.fromkeys(p.clause_signals)):
+                sig.append(s)
+                camp.append(ci)
+                pos.append(j)
+        s_arr = np.asarray(sig, dtype=np.intp)
+        order = np.argsort(s_arr, kind="stable")
+        return cls(
+            ptr=np.searchsorted(s_arr[order], np.arange(n_signals + 1)),
+            campaign=np.asarray(camp, dtype=np.intp)[order],
+            position=np.asarray(pos, dtype=np.intp)[order],
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class IabTable:
+    """The IAB vocabulary and the compiled ``iab`` clauses.
+
+    ``matrix`` (M, D) float32 rows are L2-normalized category embeddings for ``ids`` (M,).
+    The *id space* (U ids) is ``ids`` plus every taxonomy ancestor of them; ``ancestors`` (M, L)
+    maps each vocabulary row to the id-space indices of itself and its ancestors (padded by
+    repeating itself). ``clause_ids`` (Q, W) lists each clause's ids as id-space indices, padded
+    with ``U`` (a sentinel column that is never covered); ``clause_top_k`` (Q,) int and
+    ``clause_threshold`` (Q,) float32 (-inf where the clause has none).
+    """
+
+    ids: tuple[str, ...]
+    names: tuple[str, ...]
+    matrix: np.ndarray
+    space: tuple[str, ...]
+    ancestors: np.ndarray
+    clause_ids: np.ndarray
+    clause_top_k: np.ndarray
+    clause_threshold: np.ndarray
+
+    @property
+    def k_max(self) -> int:
+        return int(min(self.clause_top_k.max(initial=1), len(self.ids)))
+
+
+@dataclass(frozen=True)
+class IabHits:
+    """Per keyframe x ``iab`` clause: ``hit`` (N, Q) bool, ``rank`` (N, Q) int (0-based rank of the
+    best covering category, ``k_max`` where none), ``category`` (N, Q) int (vocabulary row of that
+    category, -1 where none), ``score`` (N, Q) float32 (its cosine, 0 where none)."""
+
+    hit: np.ndarray
+    rank: np.ndarray
+    category: np.ndarray
+    score: np.ndarray
