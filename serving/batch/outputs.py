@@ -24,18 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["result_lines", "write_parquet"]
 
 
-def _decision_json(d: FrameDecision) -> dict:
-    return {
-        "campaign": d.campaign,
-        "placed": d.placed,
-        "target": d.target,
-        "blocked": d.blocked,
-        "evidence": round(d.evidence, 4),
-        "matched": [r.to_json() for r in d.matched],
-        "blocked_by": [r.to_json() for r in d.blocking],
-    }
-
-
 def result_lines(result: MediaResult, *, explain: bool) -> list[str]:
     """The JSONL lines of one media: an error line, or its placements (rank order) followed,
     with ``explain``, by one line per keyframe with its facts and every campaign's decision."""
@@ -49,7 +37,7 @@ def result_lines(result: MediaResult, *, explain: bool) -> list[str]:
         for f in result.facts:
             facts = facts_to_json(f)
             t = facts.pop("t")
-            decisions = [_decision_json(d) for d in by_t.get(f.t, [])]
+            decisions = [d.to_json() for d in by_t.get(f.t, [])]
             lines.append(
                 json.dumps({"media": result.media, "t": t, "facts": facts, "decisions": decisions})
             )

@@ -83,7 +83,7 @@ def pipeline_config_for_rules(args: argparse.Namespace, rules: RuleSet) -> Pipel
 
     return pipeline_config_from_args(
         args,
-        brands_dir=rules.root / "brands" if rules.brands else None,
+        brands_dir=rules.brands_dir,
         clip_default="required" if clip_needs(rules) else "off",
     )
 

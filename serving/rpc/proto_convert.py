@@ -41,6 +41,7 @@ _REASON_KIND = {
     "face": common_pb2.REASON_KIND_FACE,
     "example": common_pb2.REASON_KIND_EXAMPLE,
     "exclusion": common_pb2.REASON_KIND_EXCLUSION,
+    "text": common_pb2.REASON_KIND_TEXT,
 }
 _REASON_KIND_BACK = {v: k for k, v in _REASON_KIND.items()}
 

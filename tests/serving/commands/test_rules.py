@@ -94,7 +94,7 @@ def test_problems_exit_1_one_line_each(run_cli, broken: Path) -> None:
     assert lines[-1] == "4 problems"
     assert lines[:-1] == [
         "brands/hollow: brand 'hollow' has no reference image (.png, .jpg, .jpeg, .webp)",
-        "campaigns/acme-rival-conquest.yaml:2: YAML syntax error: expected the node content, "
+        "campaigns/acme-rival-conquest.yaml:2: YAML syntax error (column 1): expected the node content, "
         "but found '<stream end>'",
         "campaigns/zz.yaml:4: target.any[0].concept.treshold: unknown key 'treshold' "
         "(did you mean 'threshold'? allowed: prompt, examples, threshold)",

@@ -162,6 +162,8 @@ class _ReasonKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ReasonKind
     """Similarity to an example image; `what` is the example's path in the rules directory."""
     REASON_KIND_EXCLUSION: _ReasonKind.ValueType  # 6
     """A brand-safety exclusion that blocked a segment; `what` is the safety category or prompt."""
+    REASON_KIND_TEXT: _ReasonKind.ValueType  # 7
+    """On-screen text (OCR) matched a `text` clause; `what` is the phrase, `detail` what was read."""
 
 class ReasonKind(_ReasonKind, metaclass=_ReasonKindEnumTypeWrapper):
     """What kind of rule matched (targeting.types.ReasonKind)."""
@@ -180,6 +182,8 @@ REASON_KIND_EXAMPLE: ReasonKind.ValueType  # 5
 """Similarity to an example image; `what` is the example's path in the rules directory."""
 REASON_KIND_EXCLUSION: ReasonKind.ValueType  # 6
 """A brand-safety exclusion that blocked a segment; `what` is the safety category or prompt."""
+REASON_KIND_TEXT: ReasonKind.ValueType  # 7
+"""On-screen text (OCR) matched a `text` clause; `what` is the phrase, `detail` what was read."""
 Global___ReasonKind: _TypeAlias = ReasonKind  # noqa: Y015
 
 @_typing.final
