@@ -19,6 +19,9 @@ Box = tuple[float, float, float, float]
 """Normalized ``(x0, y0, x1, y1)``, 0..1, x0 <= x1 and y0 <= y1."""
 
 DetectionKind = Literal["face", "safety", "logo", "object"]
+LogoMethod = Literal["features", "detector", "clip"]
+"""How a logo was found: reference-feature matching, the trained detector, or CLIP on a crop."""
+LOGO_METHODS: tuple[LogoMethod, ...] = ("features", "detector", "clip")
 KeyframeReason = Literal["interval", "cut", "image"]
 
 
@@ -140,16 +143,28 @@ class Detection:
 
 @dataclass(frozen=True)
 class LogoMatch:
-    """A brand's logo found in a frame. ``method`` says which matcher found it."""
+    """A brand's logo found in a frame. ``method`` says which matcher found it (and so whose
+    ``box`` this is). ``sources``: every method that saw this logo when several were fused
+    (``vision.logo_fusion``), ``method`` first; empty when ``method`` alone found it."""
 
     brand: str
     score: float
     box: Box
-    method: Literal["features", "detector", "clip"] = "features"
+    method: LogoMethod = "features"
+    sources: tuple[LogoMethod, ...] = ()
 
     def __post_init__(self) -> None:
         _check_score("LogoMatch.score", self.score)
         object.__setattr__(self, "box", check_box(self.box))
+        if self.method not in LOGO_METHODS:
+            raise ValueError(f"LogoMatch.method must be one of {LOGO_METHODS}, got {self.method!r}")
+        if self.sources and (
+            self.sources[0] != self.method or not set(self.sources) <= set(LOGO_METHODS)
+        ):
+            raise ValueError(
+                f"LogoMatch.sources must start with method {self.method!r} and name only "
+                f"{LOGO_METHODS}, got {self.sources!r}"
+            )
 
 
 @dataclass(frozen=True)
