@@ -16,6 +16,7 @@ The card is ``<weights>.json`` (``logos-acme.pt`` -> ``logos-acme.pt.json``)::
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
@@ -142,3 +143,43 @@ class DetectorCard:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{path}: malformed logo detector card ({exc}); {hint}") from None
+
+
+def register_detector(
+    weights: Path,
+    brands: Sequence[BrandRefs],
+    *,
+    imgsz: int,
+    epochs: int,
+    n_images: int = 0,
+    seed: int = 0,
+    train_seconds: float = 0.0,
+    metrics: Mapping[str, float] | None = None,
+    architecture: str = "yolov8n.yaml",
+    pretrained: bool = False,
+) -> DetectorCard:
+    """Write the card of a YOLO weights file trained for ``brands`` (class k = brands[k]).
+
+    :func:`vision.logo_training.train.train_logo_detector` calls it; it is also how weights
+    trained elsewhere (a GPU machine, an intermediate ``last.pt``) are registered. The
+    model's own class names are checked against the card when it is loaded.
+    """
+    weights = Path(weights)
+    if not weights.is_file():
+        raise ModelError(f"{weights}: no such weights file to register")
+    card = DetectorCard(
+        weights_sha256=file_sha256(weights),
+        classes=tuple(b.brand for b in brands),
+        brands_fingerprint=brands_fingerprint(brands),
+        imgsz=int(imgsz),
+        epochs=int(epochs),
+        trained_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        architecture=architecture,
+        pretrained=pretrained,
+        n_images=int(n_images),
+        seed=int(seed),
+        train_seconds=round(float(train_seconds), 1),
+        metrics=dict(metrics or {}),
+    )
+    card.write(weights)
+    return card

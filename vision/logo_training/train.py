@@ -24,7 +24,6 @@ the final weights (ultralytics' ``best.pt``) are copied to ``out``, with their c
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
 import math
 import os
@@ -41,7 +40,7 @@ from vision.brands import BrandRefs, load_brands
 from vision.errors import ModelError
 from vision.logo_training.backgrounds import load_backgrounds, training_split
 from vision.logo_training.compose import ComposeConfig, YoloDataset, write_yolo_dataset
-from vision.logo_training.registry import DetectorCard, brands_fingerprint, file_sha256
+from vision.logo_training.registry import DetectorCard, file_sha256, register_detector
 
 log = logging.getLogger(__name__)
 
@@ -211,21 +210,18 @@ def train_logo_detector(
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(best, out)
     seconds = time.perf_counter() - started
-    card = DetectorCard(
-        weights_sha256=file_sha256(out),
-        classes=tuple(r.brand for r in refs),
-        brands_fingerprint=brands_fingerprint(refs),
+    card = register_detector(
+        out,
+        refs,
         imgsz=imgsz,
         epochs=epochs,
-        trained_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        architecture=ARCHITECTURE,
-        pretrained=False,
         n_images=n_images,
         seed=seed,
-        train_seconds=round(seconds, 1),
+        train_seconds=seconds,
         metrics=metrics,
+        architecture=ARCHITECTURE,
+        pretrained=False,
     )
-    card.write(out)
     if progress:
         print(f"train-logos: wrote {out} and {out.name}.json in {seconds:.0f} s", file=sys.stderr)
     return TrainResult(out, card, dataset)
