@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vision.brands import load_brands  # noqa: E402
-from vision.logo_fusion import FusionConfig, LogoFinder  # noqa: E402
+from vision.logo_fusion import FusedLogoFinder, FusionConfig  # noqa: E402
 from vision.logo_matcher import LogoMatcher  # noqa: E402
 from vision.logo_training.backgrounds import holdout_split, load_backgrounds  # noqa: E402
 from vision.logo_training.compose import ComposeConfig, compose_sample  # noqa: E402
@@ -167,11 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{c.metrics.get('mAP50', float('nan')):.3f}; conf {args.conf}"
         )
         rows.append(run("detector (YOLO)", det.match_many, frames, truth))
-        fused = LogoFinder(matcher, det)
+        fused = FusedLogoFinder(matcher, det)
         rows.append(run("fused (verified)", fused.match_many, frames, truth))
-        trusting = LogoFinder(matcher, det, FusionConfig(keep_unverified_above=0.6))
+        trusting = FusedLogoFinder(matcher, det, FusionConfig(keep_unverified_above=0.6))
         rows.append(run("fused, keep det >= 0.6", trusting.match_many, frames, truth))
-        crops = LogoFinder(matcher, det, FusionConfig(matcher_on_detections_only=True))
+        crops = FusedLogoFinder(matcher, det, FusionConfig(matcher_on_detections_only=True))
         rows.append(run("fused, matcher on crops only", crops.match_many, frames, truth))
 
     print()

@@ -72,7 +72,7 @@ class LogoCandidates(Protocol):
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """Thresholds of :class:`LogoFinder` (see the module docstring); IoU and scores 0..1."""
+    """Thresholds of :class:`FusedLogoFinder` (see the module docstring); IoU and scores 0..1."""
 
     fuse_iou: float = DEFAULT_FUSE_IOU
     verify_min_score: float = DEFAULT_VERIFY_MIN_SCORE
@@ -136,8 +136,10 @@ def _both(feature: LogoMatch, detection: LogoMatch) -> LogoMatch:
     )
 
 
-class LogoFinder:
-    """The detector and the matcher, fused (see the module docstring).
+class FusedLogoFinder:
+    """The detector and the matcher, fused (see the module docstring). It is a
+    ``vision.analyze.LogoFinder`` (``match_many``), so the Analyzer takes it as it takes the
+    matcher.
 
     ``detector`` None: the matcher alone (what runs when the rules name no detector). The two
     must know the same brands. ``match_many`` has the matcher's shape, so it drops in where
@@ -273,6 +275,6 @@ __all__ = [
     "DEFAULT_VERIFY_MIN_SCORE",
     "FusionConfig",
     "LogoCandidates",
-    "LogoFinder",
+    "FusedLogoFinder",
     "crop_for",
 ]

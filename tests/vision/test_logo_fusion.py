@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO, read_rgb
 from vision.brands import BrandRefs, load_brands
-from vision.logo_fusion import FusionConfig, LogoFinder, crop_for
+from vision.logo_fusion import FusedLogoFinder, FusionConfig, crop_for
 from vision.logo_matcher import LogoMatcher
 from vision.synthetic import jpeg_reencode, paste_logo
 from vision.types import Box, LogoMatch, box_iou
@@ -88,7 +88,7 @@ def test_same_logo_seen_by_both_is_one_match_with_the_matchers_box(matcher, big_
     (feature,) = [m for m in matcher.match(image) if m.brand == "rival"]
     det = _det("rival", 0.97, _shift(box, 0.02, 0.01))
     assert box_iou(det.box, feature.box) >= 0.3
-    found = LogoFinder(matcher, FixedDetections([det])).match(image)
+    found = FusedLogoFinder(matcher, FixedDetections([det])).match(image)
     assert len(found) == 1
     (m,) = found
     assert m.brand == "rival" and m.box == feature.box and box_iou(m.box, box) >= MIN_IOU
@@ -99,16 +99,18 @@ def test_same_logo_seen_by_both_is_one_match_with_the_matchers_box(matcher, big_
 def test_detector_only_hit_on_nothing_is_dropped_unless_trusted(matcher, big_rival) -> None:
     image, _ = big_rival
     ghost = _det("acme", 0.9, (0.70, 0.10, 0.85, 0.16))  # Zidane's background, no logo
-    found = LogoFinder(matcher, FixedDetections([ghost])).match(image)
+    found = FusedLogoFinder(matcher, FixedDetections([ghost])).match(image)
     assert [m.brand for m in found] == ["rival"] and found[0].sources == ()
-    trusting = LogoFinder(
+    trusting = FusedLogoFinder(
         matcher, FixedDetections([ghost]), FusionConfig(keep_unverified_above=0.8)
     )
     got = trusting.match(image)
     assert [(m.brand, m.method, m.box) for m in got if m.brand == "acme"] == [
         ("acme", "detector", ghost.box)
     ]
-    strict = LogoFinder(matcher, FixedDetections([ghost]), FusionConfig(keep_unverified_above=0.95))
+    strict = FusedLogoFinder(
+        matcher, FixedDetections([ghost]), FusionConfig(keep_unverified_above=0.95)
+    )
     assert [m.brand for m in strict.match(image)] == ["rival"]
 
 
@@ -116,20 +118,20 @@ def test_small_logo_missed_by_the_matcher_is_confirmed_on_its_crop(matcher, smal
     image, box = small_rival
     assert not [m for m in matcher.match(image) if box_iou(m.box, box) > 0.3]
     det = _det("rival", 0.6, box)
-    (m,) = LogoFinder(matcher, FixedDetections([det])).match(image)
+    (m,) = FusedLogoFinder(matcher, FixedDetections([det])).match(image)
     assert m.brand == "rival" and m.sources == ("features", "detector")
     assert box_iou(m.box, box) >= MIN_IOU and m.score == 0.6
     # A verification threshold above what the crop scores drops it.
     crop, _ = crop_for(image, det.box, FusionConfig().crop_pad)
     (on_crop,) = matcher.match(crop)
     high = FusionConfig(verify_min_score=min(1.0, on_crop.score + 0.01))
-    assert LogoFinder(matcher, FixedDetections([det]), high).match(image) == []
+    assert FusedLogoFinder(matcher, FixedDetections([det]), high).match(image) == []
 
 
 def test_detection_of_the_wrong_brand_is_not_confirmed(matcher, big_rival) -> None:
     image, box = big_rival
     wrong = _det("acme", 0.8, box)
-    found = LogoFinder(matcher, FixedDetections([wrong])).match(image)
+    found = FusedLogoFinder(matcher, FixedDetections([wrong])).match(image)
     assert [(m.brand, m.sources) for m in found] == [("rival", ())]
 
 
@@ -139,17 +141,17 @@ def test_matcher_on_detections_only(matcher, refs, small_rival) -> None:
     image, big = paste_logo(image, _rgba(refs["rival"]), center=(0.75, 0.35), scale=0.2)
     det = _det("rival", 0.6, small)
     cfg = FusionConfig(matcher_on_detections_only=True)
-    found = LogoFinder(matcher, FixedDetections([det]), cfg).match(image)
+    found = FusedLogoFinder(matcher, FixedDetections([det]), cfg).match(image)
     assert len(found) == 1 and box_iou(found[0].box, small) >= MIN_IOU
     assert found[0].sources == ("features", "detector")
-    full = LogoFinder(matcher, FixedDetections([det])).match(image)
+    full = FusedLogoFinder(matcher, FixedDetections([det])).match(image)
     assert sorted(round(box_iou(m.box, big), 1) >= MIN_IOU for m in full) == [False, True]
-    assert LogoFinder(matcher, FixedDetections([]), cfg).match(image) == []
+    assert FusedLogoFinder(matcher, FixedDetections([]), cfg).match(image) == []
 
 
 def test_without_a_detector_the_finder_is_the_matcher(matcher, big_rival) -> None:
     image, _ = big_rival
-    assert LogoFinder(matcher).match_many([image, image]) == matcher.match_many([image, image])
+    assert FusedLogoFinder(matcher).match_many([image, image]) == matcher.match_many([image, image])
 
 
 @pytest.mark.parametrize(
@@ -171,11 +173,11 @@ def test_finder_construction_errors(matcher) -> None:
         brands = ("acme", "zenith")
 
     with pytest.raises(ValueError, match=r"detector brands \['acme', 'zenith'\] differ"):
-        LogoFinder(matcher, Other([]))
+        FusedLogoFinder(matcher, Other([]))
     with pytest.raises(ValueError, match="matcher_on_detections_only needs a detector"):
-        LogoFinder(matcher, None, FusionConfig(matcher_on_detections_only=True))
+        FusedLogoFinder(matcher, None, FusionConfig(matcher_on_detections_only=True))
     with pytest.raises(ValueError, match=r"images\[1\] must be an \(H, W, 3\) uint8"):
-        LogoFinder(matcher, FixedDetections([])).match_many([np.zeros((8, 8, 3), np.uint8), 3])
+        FusedLogoFinder(matcher, FixedDetections([])).match_many([np.zeros((8, 8, 3), np.uint8), 3])
 
 
 def test_logo_match_sources_are_checked() -> None:
