@@ -5,7 +5,7 @@ where its outline is, but misses small, blurred or warped logos and costs 0.5-1.
 frame; the detector (:mod:`vision.logo_detector`) finds small and warped logos in tens of ms
 but, trained on synthetic frames, also fires on look-alikes. Fused:
 
-- **both** see the same brand at the same place (IoU >= ``fuse_iou``): one ``LogoMatch``
+- **both** see the same brand at the same place (IoU >= ``fuse_iou``): one ``FusedLogoMatch``
   with the **matcher's box** (the projected outline of the reference, tight and exact for a
   flat logo, where the detector's box is a regression that can be a few px off), the higher of
   the two scores, ``method="features"`` and ``sources=("features", "detector")``;
@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from vision.logo_matcher import LogoMatcher
-from vision.types import Box, LogoMatch, box_iou, check_box, check_rgb_batch
+from vision.types import Box, FusedLogoMatch, LogoMatch, box_iou, check_box, check_rgb_batch
 
 DEFAULT_FUSE_IOU = 0.3
 """Boxes of one brand overlapping at least this (IoU) are one logo seen by both finders."""
@@ -126,8 +126,8 @@ def _to_frame(box: Box, window: tuple[int, int, int, int], w: int, h: int) -> Bo
     )
 
 
-def _both(feature: LogoMatch, detection: LogoMatch) -> LogoMatch:
-    return LogoMatch(
+def _both(feature: LogoMatch, detection: LogoMatch) -> FusedLogoMatch:
+    return FusedLogoMatch(
         feature.brand,
         max(feature.score, detection.score),
         feature.box,

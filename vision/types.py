@@ -143,27 +143,40 @@ class Detection:
 
 @dataclass(frozen=True)
 class LogoMatch:
-    """A brand's logo found in a frame. ``method`` says which matcher found it (and so whose
-    ``box`` this is). ``sources``: every method that saw this logo when several were fused
-    (``vision.logo_fusion``), ``method`` first; empty when ``method`` alone found it."""
+    """A brand's logo found in a frame. ``method`` says which matcher found it."""
 
     brand: str
     score: float
     box: Box
     method: LogoMethod = "features"
-    sources: tuple[LogoMethod, ...] = ()
 
     def __post_init__(self) -> None:
         _check_score("LogoMatch.score", self.score)
         object.__setattr__(self, "box", check_box(self.box))
-        if self.method not in LOGO_METHODS:
-            raise ValueError(f"LogoMatch.method must be one of {LOGO_METHODS}, got {self.method!r}")
-        if self.sources and (
-            self.sources[0] != self.method or not set(self.sources) <= set(LOGO_METHODS)
+
+
+@dataclass(frozen=True)
+class FusedLogoMatch(LogoMatch):
+    """A logo that several finders saw (``vision.logo_fusion``): ``method`` is the finder
+    whose ``box`` this is, ``sources`` every finder that saw it, ``method`` first.
+
+    A subclass rather than a new LogoMatch field so that the wire contract (``LogoMatch`` in
+    ``common.proto``) is unchanged until it grows a ``sources`` field; everything that takes
+    a LogoMatch takes this one."""
+
+    sources: tuple[LogoMethod, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (
+            len(self.sources) < 2
+            or self.sources[0] != self.method
+            or not set(self.sources) <= set(LOGO_METHODS)
+            or len(set(self.sources)) != len(self.sources)
         ):
             raise ValueError(
-                f"LogoMatch.sources must start with method {self.method!r} and name only "
-                f"{LOGO_METHODS}, got {self.sources!r}"
+                f"FusedLogoMatch.sources must name 2+ distinct methods of {LOGO_METHODS}, "
+                f"method {self.method!r} first, got {self.sources!r}"
             )
 
 

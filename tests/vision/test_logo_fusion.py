@@ -17,7 +17,7 @@ from vision.brands import BrandRefs, load_brands
 from vision.logo_fusion import FusedLogoFinder, FusionConfig, crop_for
 from vision.logo_matcher import LogoMatcher
 from vision.synthetic import jpeg_reencode, paste_logo
-from vision.types import Box, LogoMatch, box_iou
+from vision.types import Box, FusedLogoMatch, LogoMatch, box_iou
 
 BRANDS = REPO / "examples" / "rules" / "brands"
 MIN_IOU = 0.7
@@ -35,6 +35,11 @@ class FixedDetections:
     def match_many(self, images: Sequence[np.ndarray]) -> list[list[LogoMatch]]:
         self.calls += 1
         return [list(self.detections) for _ in images]
+
+
+def _sources(m: LogoMatch) -> tuple[str, ...]:
+    """Who saw it: a FusedLogoMatch's sources, a plain LogoMatch's method alone."""
+    return m.sources if isinstance(m, FusedLogoMatch) else (m.method,)
 
 
 def _det(brand: str, score: float, box: Box) -> LogoMatch:
@@ -100,13 +105,13 @@ def test_detector_only_hit_on_nothing_is_dropped_unless_trusted(matcher, big_riv
     image, _ = big_rival
     ghost = _det("acme", 0.9, (0.70, 0.10, 0.85, 0.16))  # Zidane's background, no logo
     found = FusedLogoFinder(matcher, FixedDetections([ghost])).match(image)
-    assert [m.brand for m in found] == ["rival"] and found[0].sources == ()
+    assert [(m.brand, _sources(m)) for m in found] == [("rival", ("features",))]
     trusting = FusedLogoFinder(
         matcher, FixedDetections([ghost]), FusionConfig(keep_unverified_above=0.8)
     )
     got = trusting.match(image)
-    assert [(m.brand, m.method, m.box) for m in got if m.brand == "acme"] == [
-        ("acme", "detector", ghost.box)
+    assert [(m.brand, _sources(m), m.box) for m in got if m.brand == "acme"] == [
+        ("acme", ("detector",), ghost.box)
     ]
     strict = FusedLogoFinder(
         matcher, FixedDetections([ghost]), FusionConfig(keep_unverified_above=0.95)
@@ -132,7 +137,7 @@ def test_detection_of_the_wrong_brand_is_not_confirmed(matcher, big_rival) -> No
     image, box = big_rival
     wrong = _det("acme", 0.8, box)
     found = FusedLogoFinder(matcher, FixedDetections([wrong])).match(image)
-    assert [(m.brand, m.sources) for m in found] == [("rival", ())]
+    assert [(m.brand, _sources(m)) for m in found] == [("rival", ("features",))]
 
 
 def test_matcher_on_detections_only(matcher, refs, small_rival) -> None:
@@ -180,8 +185,15 @@ def test_finder_construction_errors(matcher) -> None:
         FusedLogoFinder(matcher, FixedDetections([])).match_many([np.zeros((8, 8, 3), np.uint8), 3])
 
 
-def test_logo_match_sources_are_checked() -> None:
-    with pytest.raises(ValueError, match="must start with method 'detector'"):
-        LogoMatch("acme", 0.5, (0, 0, 1, 1), method="detector", sources=("features", "detector"))
-    with pytest.raises(ValueError, match="LogoMatch.method must be one of"):
-        LogoMatch("acme", 0.5, (0, 0, 1, 1), method="fused")  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    "method, sources",
+    [
+        ("detector", ("features", "detector")),
+        ("features", ("features",)),
+        ("features", ("features", "features")),
+        ("features", ("features", "ocr")),
+    ],
+)
+def test_fused_logo_match_sources_are_checked(method: str, sources: tuple[str, ...]) -> None:
+    with pytest.raises(ValueError, match="FusedLogoMatch.sources must name 2"):
+        FusedLogoMatch("acme", 0.5, (0, 0, 1, 1), method=method, sources=sources)  # type: ignore[arg-type]
