@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import shutil
 import sys
 import tempfile
@@ -246,8 +245,6 @@ def _train(
     model = YOLO(ARCHITECTURE, task="detect")
     if progress:
         model.add_callback("on_fit_epoch_end", _progress_printer(epochs, started))
-    # ultralytics reads CPU threads from torch; the data loader's own workers are ``workers``.
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1))))
     try:
         with _ultralytics_offline(amp):
             results = model.train(

