@@ -114,7 +114,7 @@ def _progress_printer(epochs: int, started: float) -> Callable[[Any], None]:
     printed: set[int] = set()
 
     def on_fit_epoch_end(trainer: Any) -> None:
-        if trainer.epoch in printed:
+        if trainer.epoch in printed or trainer.epoch >= epochs:
             return  # ultralytics calls it again after the final validation
         printed.add(trainer.epoch)
         metrics = getattr(trainer, "metrics", {}) or {}
