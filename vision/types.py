@@ -19,6 +19,9 @@ Box = tuple[float, float, float, float]
 """Normalized ``(x0, y0, x1, y1)``, 0..1, x0 <= x1 and y0 <= y1."""
 
 DetectionKind = Literal["face", "safety", "logo", "object"]
+LogoMethod = Literal["features", "detector", "clip"]
+"""How a logo was found: reference-feature matching, the trained detector, or CLIP on a crop."""
+LOGO_METHODS: tuple[LogoMethod, ...] = ("features", "detector", "clip")
 KeyframeReason = Literal["interval", "cut", "image"]
 
 
@@ -145,11 +148,36 @@ class LogoMatch:
     brand: str
     score: float
     box: Box
-    method: Literal["features", "detector", "clip"] = "features"
+    method: LogoMethod = "features"
 
     def __post_init__(self) -> None:
         _check_score("LogoMatch.score", self.score)
         object.__setattr__(self, "box", check_box(self.box))
+
+
+@dataclass(frozen=True)
+class FusedLogoMatch(LogoMatch):
+    """A logo that several finders saw (``vision.logo_fusion``): ``method`` is the finder
+    whose ``box`` this is, ``sources`` every finder that saw it, ``method`` first.
+
+    A subclass rather than a new LogoMatch field so that the wire contract (``LogoMatch`` in
+    ``common.proto``) is unchanged until it grows a ``sources`` field; everything that takes
+    a LogoMatch takes this one."""
+
+    sources: tuple[LogoMethod, ...] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (
+            len(self.sources) < 2
+            or self.sources[0] != self.method
+            or not set(self.sources) <= set(LOGO_METHODS)
+            or len(set(self.sources)) != len(self.sources)
+        ):
+            raise ValueError(
+                f"FusedLogoMatch.sources must name 2+ distinct methods of {LOGO_METHODS}, "
+                f"method {self.method!r} first, got {self.sources!r}"
+            )
 
 
 @dataclass(frozen=True)
