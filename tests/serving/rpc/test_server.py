@@ -374,15 +374,21 @@ def _bad_requests(world) -> list:
          "INVALID_ARGUMENT", "over the 21.0 MB limit"),
         ("over the message limit", T(image=b"\x00" * (MAX_IMAGE_MESSAGE_BYTES + 10), media_id="a"),
          "RESOURCE_EXHAUSTED", "larger than max"),
-        ("missing media id", T(image=pin), "INVALID_ARGUMENT", "media_id is required"),
+        ("media id too long", T(image=pin, media_id="x" * 1025), "INVALID_ARGUMENT",
+         "media_id is 1025 characters, over the 1024 limit"),
         ("unknown campaign", T(image=pin, media_id="a", campaign_ids=["nope"]), "INVALID_ARGUMENT",
          "unknown campaign id(s) nope"),
         ("max placements", T(image=pin, media_id="a", max_placements=-1), "INVALID_ARGUMENT",
          "max_placements must be in 0..1000"),
+        ("negative similar items", T(image=pin, similar_items_count=-1), "INVALID_ARGUMENT",
+         "similar_items_count must be >= 0, got -1"),
+        # checked before the image is decoded: garbage bytes do not hide it
+        ("similar items", T(image=b"junk", similar_items_count=3), "UNIMPLEMENTED",
+         "similar_items_count: the visual search catalog comes in a later release"),
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("case", range(10))
+@pytest.mark.parametrize("case", range(12))
 def test_bad_images_get_their_exact_code_and_the_server_goes_on(world, targeting, case) -> None:
     name, req, code, message = _bad_requests(world)[case]
     got, details = code_of(lambda: targeting.TargetImage(req, timeout=30))
