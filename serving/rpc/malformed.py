@@ -63,6 +63,4 @@ class TolerantDeserializerInterceptor(grpc.aio.ServerInterceptor):
         owner = getattr(handler.request_deserializer, "__self__", None)
         descriptor = getattr(owner, "DESCRIPTOR", None)
         name = getattr(descriptor, "full_name", method)
-        return handler._replace(
-            request_deserializer=tolerant(handler.request_deserializer, name)
-        )
+        return handler._replace(request_deserializer=tolerant(handler.request_deserializer, name))

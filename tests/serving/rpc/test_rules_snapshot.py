@@ -101,7 +101,9 @@ def test_reload_rebuilds_the_logo_matcher_and_rejects_unusable_brands_whole(
             # 2. swapping acme's logo file for rival's: acme now matches the pin
             for f in (rules / "brands" / "acme").iterdir():
                 f.unlink()
-            shutil.copy(rules / "brands" / "rival" / "logo.png", rules / "brands" / "acme" / "l.png")
+            shutil.copy(
+                rules / "brands" / "rival" / "logo.png", rules / "brands" / "acme" / "l.png"
+            )
             _wait_for(lambda: version() != v1, "the swapped acme logo")
             got, v2 = placed()
             assert "acme-own" in got, got
@@ -112,8 +114,9 @@ def test_reload_rebuilds_the_logo_matcher_and_rejects_unusable_brands_whole(
             (rules / "brands" / "bomb").mkdir()
             (rules / "brands" / "bomb" / "logo.png").write_bytes(_png_header(100_000, 100_000))
             _wait_for(
-                lambda: (sample("onscreen_rules_reloads_total", {"result": "rejected"}) or 0)
-                > rejected,
+                lambda: (
+                    (sample("onscreen_rules_reloads_total", {"result": "rejected"}) or 0) > rejected
+                ),
                 "the bomb reload to be rejected",
             )
             assert not running.engine.holder.last_result.ok

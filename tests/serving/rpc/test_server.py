@@ -637,3 +637,116 @@ def test_serve_command_refuses_bad_rules_before_loading_models(tmp_path) -> None
     )  # fmt: skip
     assert proc.returncode == 2
     assert "x.yaml" in proc.stderr and "nobody" in proc.stderr
+
+
+# --- malformed messages, default ids, client-facing messages, deadline metrics ----------------
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _bad_utf8(desc) -> bytes | None:  # noqa: ANN001
+    """A message of type ``desc`` whose first reachable string field holds invalid UTF-8."""
+    from google.protobuf.descriptor import FieldDescriptor as FD
+
+    for f in desc.fields:
+        if f.type == FD.TYPE_STRING:
+            return _varint(f.number << 3 | 2) + _varint(2) + b"\xff\xfe"
+        if f.type == FD.TYPE_MESSAGE:
+            inner = _bad_utf8(f.message_type)
+            if inner is not None:
+                return _varint(f.number << 3 | 2) + _varint(len(inner)) + inner
+    return None
+
+
+def _truncated(desc) -> bytes:  # noqa: ANN001
+    """A length-delimited field that claims 100 bytes and carries 10."""
+    from google.protobuf.descriptor import FieldDescriptor as FD
+
+    f = next(f for f in desc.fields if f.type in (FD.TYPE_STRING, FD.TYPE_BYTES, FD.TYPE_MESSAGE))
+    return _varint(f.number << 3 | 2) + _varint(100) + b"x" * 10
+
+
+ALL_METHODS = [
+    (service, m)
+    for pb in (targeting_pb2, vision_pb2, visual_search_pb2)
+    for service in pb.DESCRIPTOR.services_by_name.values()
+    for m in service.methods
+]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "bad utf-8"])
+@pytest.mark.parametrize("service, method", ALL_METHODS, ids=lambda x: getattr(x, "name", ""))
+def test_malformed_messages_are_invalid_argument_with_one_log_line(
+    channel, service, method, kind, caplog
+) -> None:
+    desc = method.input_type
+    raw = {
+        "garbage": b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        "truncated": _truncated(desc),
+        "bad utf-8": _bad_utf8(desc),
+    }[kind]
+    assert raw is not None
+    path = f"/{service.full_name}/{method.name}"
+    if method.client_streaming:
+        call = channel.stream_stream(path)
+        run = lambda: list(call(iter([raw]), timeout=10))  # noqa: E731
+    else:
+        unary = channel.unary_unary(path)
+        run = lambda: unary(raw, timeout=10)  # noqa: E731
+    caplog.clear()
+    code, details = code_of(run)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    assert f"not a valid {desc.full_name} message" in details
+    mine = [r for r in caplog.records if desc.full_name in r.getMessage()]
+    assert len(mine) == 1 and mine[0].exc_info is None
+    assert not [r for r in caplog.records if r.exc_info], "no traceback is logged"
+    assert health_status(channel) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_target_image_without_a_media_id_reports_under_the_images_sha256(world, targeting) -> None:
+    import hashlib
+
+    resp = targeting.TargetImage(targeting_pb2.TargetImageRequest(image=world["pin"]), timeout=30)
+    digest = hashlib.sha256(world["pin"]).hexdigest()
+    assert resp.placements and {p.media_id for p in resp.placements} == {digest}
+
+
+def test_scan_errors_name_the_requests_path_never_a_server_path(world, targeting) -> None:
+    (world["media"] / "sub").mkdir(exist_ok=True)
+    (world["media"] / "sub" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 999)
+    start = targeting_pb2.ScanVideoStart(media_id="b", media_root_path="sub/broken.mp4")
+    code, details = code_of(lambda: _scan(targeting, start))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    assert "sub/broken.mp4" in details
+    assert str(world["media"]) not in details and str(world["root"]) not in details
+    data = b"not a video at all" * 100
+    upload = targeting_pb2.ScanVideoUpload(size_bytes=len(data), filename="mine.mp4")
+    start = targeting_pb2.ScanVideoStart(media_id="u", upload=upload)
+    code, details = code_of(lambda: _scan(targeting, start, [data]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    assert "mine.mp4" in details
+    assert "onscreen-upload-" not in details and "/tmp" not in details, details
+
+
+def test_a_deadline_that_fires_mid_call_is_counted_as_deadline_exceeded(
+    world, server, targeting
+) -> None:
+    sample = server.metrics.registry.get_sample_value
+    labels = {"method": "ScanVideo", "code": "DEADLINE_EXCEEDED"}
+    before = sample("onscreen_requests_total", labels) or 0.0
+    start = targeting_pb2.ScanVideoStart(media_id="slow", media_root_path="clip.mp4")
+    req = iter([targeting_pb2.ScanVideoRequest(start=start)])
+    code, _ = code_of(lambda: list(targeting.ScanVideo(req, timeout=0.3)))
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.monotonic() + 10
+    while (sample("onscreen_requests_total", labels) or 0.0) <= before:
+        assert time.monotonic() < deadline, "the call was not counted as DEADLINE_EXCEEDED"
+        time.sleep(0.05)
+    assert not sample("onscreen_requests_total", {"method": "ScanVideo", "code": "CANCELLED"})
