@@ -750,3 +750,64 @@ def test_a_deadline_that_fires_mid_call_is_counted_as_deadline_exceeded(
         assert time.monotonic() < deadline, "the call was not counted as DEADLINE_EXCEEDED"
         time.sleep(0.05)
     assert not sample("onscreen_requests_total", {"method": "ScanVideo", "code": "CANCELLED"})
+
+
+# --- the README's grpcurl lines, as grpcurl runs them: JSON -> reflection -> the wire ---------
+
+
+def _readme_grpcurl(method: str) -> str:
+    lines = [
+        line for line in (REPO / "README.md").read_text().splitlines()
+        if "grpcurl" in line and line.rstrip().endswith(method)
+    ]  # fmt: skip
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _grpcurl(channel, method: str, payload: str) -> dict:  # noqa: ANN001
+    """What ``grpcurl -d PAYLOAD ADDRESS METHOD`` does: look the types up by reflection, parse
+    the JSON into the request type, send it, print the response as JSON."""
+    from google.protobuf import descriptor_pool, json_format, message_factory
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+    service, name = method.rsplit("/", 1)
+    m = pool.FindServiceByName(service).FindMethodByName(name)
+    req_cls = message_factory.GetMessageClass(m.input_type)
+    resp_cls = message_factory.GetMessageClass(m.output_type)
+    request = json_format.Parse(payload, req_cls())
+    call = channel.unary_unary(
+        f"/{service}/{name}",
+        request_serializer=lambda r: r.SerializeToString(),
+        response_deserializer=resp_cls.FromString,
+    )
+    return json_format.MessageToDict(call(request, timeout=30))
+
+
+def test_readme_grpcurl_target_image_works_as_written(world, channel, tmp_path) -> None:
+    line = _readme_grpcurl("onscreen.v1.Targeting/TargetImage")
+    producer, _, consumer = line.partition("| grpcurl")
+    assert "-d @" in consumer and "media_id" not in line  # JSON on stdin, no id needed
+    (tmp_path / "examples" / "media").mkdir(parents=True)
+    (tmp_path / "examples" / "media" / "pin-coffee.jpg").write_bytes(world["pin"])
+    payload = subprocess.run(
+        ["bash", "-c", producer], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+    assert len(payload) > 128 * 1024  # over what one argv string may hold (MAX_ARG_STRLEN)
+    out = _grpcurl(channel, "onscreen.v1.Targeting/TargetImage", payload)
+    assert "rival-conquest" in {p["campaignId"] for p in out["placements"]}
+    assert out["rulesVersion"]
+
+
+def test_readme_grpcurl_lookup_payload_parses(world, channel, targeting) -> None:
+    line = _readme_grpcurl("onscreen.v1.Targeting/LookupPlacements")
+    payload = line.split("-d '", 1)[1].split("'", 1)[0]
+    start = targeting_pb2.ScanVideoStart(
+        media_id="demo.mp4", media_root_path="clip.mp4", store=True
+    )
+    _scan(targeting, start)
+    out = _grpcurl(channel, "onscreen.v1.Targeting/LookupPlacements", payload)
+    assert "scannedAt" in out  # found (t_s 7 is after this 6 s clip: no placement covers it)
+    assert {p["mediaId"] for p in out.get("placements", [])} <= {"demo.mp4"}
