@@ -6,9 +6,14 @@ callers branch on ``err.code`` (``RESOURCE_EXHAUSTED`` -> back off, ``INVALID_AR
 the request, ``UNAVAILABLE`` -> try another replica) without touching grpc internals.
 
     with OnscreenClient("localhost:50051", api_key="...") as client:
-        result = client.target_image(jpeg_bytes, media_id="pin-123")
+        result = client.target_image(jpeg_bytes)           # id: the image's sha256
         for p in result.placements:
             print(p.campaign, p.score, [r.what for r in p.reasons])
+        for event in client.scan_path("2026/ads/clip.mp4"):  # id: the path
+            if event.placement is not None:
+                print(event.placement.campaign, event.placement.start_s)
+
+Scan events are ``serving.scan_events.ScanEvent``, the same type the server's handler yields.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ from serving._proto.onscreen.v1 import (
     vision_pb2_grpc,
 )
 from serving.rpc.config import API_KEY_METADATA
-from serving.rpc.proto_convert import placement_from_proto
+from serving.rpc.proto_convert import placement_from_proto, scan_event_from_proto
+from serving.scan_events import ScanEvent
 from targeting.types import Placement
 from vision.errors import OnscreenError
+
+__all__ = ["ClientError", "OnscreenClient", "ScanEvent", "TargetResult"]
 
 DEFAULT_TIMEOUT_S = 2.0
 """Deadline of one unary call, seconds: an ad server's budget, never unlimited."""
@@ -57,15 +65,6 @@ class TargetResult:
     placements: tuple[Placement, ...]
     facts: common_pb2.FrameFacts | None
     rules_version: str
-
-
-@dataclass(frozen=True)
-class ScanEvent:
-    """One ScanVideo message: a placement, a progress tick, or the final summary."""
-
-    placement: Placement | None = None
-    progress: targeting_pb2.ScanProgress | None = None
-    summary: targeting_pb2.ScanSummary | None = None
 
 
 class OnscreenClient:
@@ -126,7 +125,8 @@ class OnscreenClient:
         include_facts: bool = False,
         timeout_s: float | None = None,
     ) -> TargetResult:
-        """Placements for one image (JPEG/PNG/WebP bytes), best first."""
+        """Placements for one image (JPEG/PNG/WebP bytes), best first. Without ``media_id``
+        the server reports them under the image's sha256 (hex)."""
         req = targeting_pb2.TargetImageRequest(
             image=image,
             media_id=media_id,
@@ -167,8 +167,11 @@ class OnscreenClient:
         store: bool = False,
         timeout_s: float = DEFAULT_SCAN_TIMEOUT_S,
     ) -> Iterator[ScanEvent]:
-        """Scan a video the server can read under its media root; events as they come."""
-        start = targeting_pb2.ScanVideoStart(media_id=media_id, media_root_path=path, store=store)
+        """Scan a video the server can read under its media root; events as they come.
+        ``path`` is relative to the media root; it is also the media id unless one is given."""
+        start = targeting_pb2.ScanVideoStart(
+            media_id=media_id or path, media_root_path=path, store=store
+        )
         yield from self._scan([targeting_pb2.ScanVideoRequest(start=start)], timeout_s)
 
     def scan_upload(
@@ -179,7 +182,8 @@ class OnscreenClient:
         store: bool = False,
         timeout_s: float = DEFAULT_SCAN_TIMEOUT_S,
     ) -> Iterator[ScanEvent]:
-        """Upload a local video in chunks and scan it; events as they come."""
+        """Upload a local video in chunks and scan it; events as they come. The file name is
+        the media id unless one is given."""
         size = file.stat().st_size
         upload = targeting_pb2.ScanVideoUpload(size_bytes=size, filename=file.name)
         start = targeting_pb2.ScanVideoStart(
@@ -199,12 +203,8 @@ class OnscreenClient:
             for msg in self._targeting.ScanVideo(
                 iter(requests), timeout=timeout_s, metadata=self._metadata
             ):
-                kind = msg.WhichOneof("event")
-                if kind == "placement":
-                    yield ScanEvent(placement=placement_from_proto(msg.placement))
-                elif kind == "progress":
-                    yield ScanEvent(progress=msg.progress)
-                elif kind == "summary":
-                    yield ScanEvent(summary=msg.summary)
+                event = scan_event_from_proto(msg)
+                if event is not None:
+                    yield event
         except grpc.RpcError as err:
             raise ClientError(err.code(), err.details() or "") from None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from serving.targeter import Targeter
+from serving.targeter import RulesSnapshot, Targeter
 from targeting.match import FrameDecision
 from targeting.types import Placement
 from vision.errors import MediaError
@@ -75,12 +75,13 @@ def place_timeline(
     media: str,
     today: date,
     explain: bool = False,
+    snapshot: RulesSnapshot | None = None,
 ) -> MediaOutcome:
     """Placements (and decisions) of one media's whole timeline: matching needs all of it, to
     find segments and rank them. MediaError when no keyframe could be decoded."""
     if not facts:
         raise MediaError(f"{media}: no frames could be decoded")
-    version = targeter.compiled.version
-    placements = targeter.place(facts, media=media, today=today)
-    decisions = targeter.explain(facts, today=today) if explain else []
-    return MediaOutcome(media, tuple(placements), tuple(decisions), version, len(facts))
+    snap = snapshot or targeter.snapshot  # one rules version makes placements and decisions
+    placements = targeter.place(facts, media=media, today=today, snapshot=snap)
+    decisions = targeter.explain(facts, today=today, snapshot=snap) if explain else []
+    return MediaOutcome(media, tuple(placements), tuple(decisions), snap.version, len(facts))

@@ -1,14 +1,25 @@
-"""Wires vision to targeting: a loaded Pipeline + compiled rules -> placements for a timeline.
+"""Wires vision to targeting: a loaded Pipeline + one rules snapshot -> placements for a timeline.
 
 This is the only place that knows both sides: it hands the CLIP embedder to targeting through the
 ``ConceptEmbedder`` protocol, and gives targeting the IAB matrix that vision computed, so every
 concept of every campaign is embedded once per rules version in the frames' own space.
+
+One rules snapshot: a ``RulesSnapshot`` holds the rules, their compiled ``ConceptIndex``, the
+``LogoMatcher`` built from *their* brands and their version, and is never mutated. A reload
+builds a whole new snapshot (every brand image read again, with the decode limits) or fails as a
+whole; ``Targeter.swap`` then replaces the reference in one assignment. A caller takes
+``targeter.snapshot`` once per request and passes it to ``analyze_batch`` (logos) and ``place``
+(campaigns), so the version it reports is the one that made its placements.
+
+The models that do not depend on the rules (CLIP, detectors, OCR) are the pipeline's; the
+pipeline's own logo matcher, if it has one, is never used here (its brands are those of start-up).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -16,10 +27,13 @@ from targeting.concept_index import ConceptIndex
 from targeting.match import FrameDecision, explain_frames, match
 from targeting.rules_loader import RuleSet
 from targeting.types import Placement
+from vision.analyze import Analyzer
+from vision.brands import BrandRefs, read_reference
 from vision.errors import ModelError
+from vision.logo_matcher import LogoMatcher
 from vision.pipeline import Pipeline
 from vision.safety_classes import SAFETY_BY_NAME
-from vision.types import FrameFacts
+from vision.types import Frame, FrameFacts
 
 
 def clip_needs(rules: RuleSet) -> list[str]:
@@ -41,19 +55,49 @@ def clip_needs(rules: RuleSet) -> list[str]:
 
 
 @dataclass(frozen=True, eq=False)
-class CompiledRules:
-    """A rules version with its concept index; swapped whole on reload, never mutated."""
+class RulesSnapshot:
+    """One rules version with everything built from it; swapped whole on reload, never mutated.
+
+    ``logos`` matches the reference images of ``rules.brands`` (None when the rules have no
+    brands). ``version`` is the rules' content hash (every campaign, brand and example file).
+    """
 
     rules: RuleSet
     index: ConceptIndex
+    logos: LogoMatcher | None
 
     @property
     def version(self) -> str:
         return self.rules.version
 
 
-def compile_rules(pipeline: Pipeline, rules: RuleSet) -> CompiledRules:
-    """Embed every concept of ``rules`` with the pipeline's CLIP; fails if CLIP is needed and off."""
+def build_logo_matcher(rules: RuleSet) -> LogoMatcher | None:
+    """A matcher over every brand's reference images of ``rules`` (None without brands).
+
+    Each image is decoded again with the decode limits (``vision.brands.read_reference``): a
+    header over the pixel limit, a corrupt or an almost fully transparent file raises MediaError
+    naming it, so the snapshot (and with it the reload) is refused.
+    """
+    refs: list[BrandRefs] = []
+    for brand in sorted(rules.brands):
+        paths = rules.brands[brand]
+        if not paths:
+            continue
+        decoded = [read_reference(p) for p in paths]
+        refs.append(
+            BrandRefs(
+                brand=brand,
+                images=tuple(img for img, _ in decoded),
+                masks=tuple(mask for _, mask in decoded),
+                paths=tuple(paths),
+            )
+        )
+    return LogoMatcher(refs) if refs else None
+
+
+def build_snapshot(pipeline: Pipeline, rules: RuleSet) -> RulesSnapshot:
+    """Compile ``rules`` for ``pipeline``: concept index and logo matcher. Raises ModelError when
+    the rules need CLIP and it is off, MediaError for a brand image that cannot be used."""
     needs = clip_needs(rules)
     if needs and pipeline.clip is None:
         raise ModelError(
@@ -68,36 +112,93 @@ def compile_rules(pipeline: Pipeline, rules: RuleSet) -> CompiledRules:
         iab_matrix=pipeline.iab_matrix,
         iab_ids=pipeline.iab_ids or None,
     )
-    return CompiledRules(rules, index)
+    return RulesSnapshot(rules, index, build_logo_matcher(rules))
 
 
 class Targeter:
-    """Facts -> placements against the current rules; ``swap`` installs a new rules version."""
+    """Facts -> placements against a rules snapshot; ``swap`` installs a new rules version."""
 
     def __init__(self, pipeline: Pipeline, rules: RuleSet) -> None:
         self.pipeline = pipeline
-        self._compiled = compile_rules(pipeline, rules)
+        self.models: Analyzer = dataclasses.replace(pipeline.analyzer, logos=None)
+        """The pipeline's models without its logo matcher (logos come from the snapshot)."""
+        self._snapshot = build_snapshot(pipeline, rules)
         self._lock = threading.Lock()
 
     @property
-    def compiled(self) -> CompiledRules:
-        return self._compiled
+    def snapshot(self) -> RulesSnapshot:
+        """The current rules snapshot: take it once per request and use it throughout."""
+        return self._snapshot
 
-    def swap(self, rules: RuleSet) -> CompiledRules:
-        """Compile ``rules`` and make them current; on any error the old rules stay."""
-        compiled = compile_rules(self.pipeline, rules)
+    def swap(self, rules: RuleSet) -> RulesSnapshot:
+        """Build a snapshot of ``rules`` and make it current; on any error the old one stays."""
+        snapshot = build_snapshot(self.pipeline, rules)
         with self._lock:
-            self._compiled = compiled
-        return compiled
+            self._snapshot = snapshot
+        return snapshot
+
+    def analyze_batch(
+        self, frames: Sequence[Frame], snapshot: RulesSnapshot | None = None
+    ) -> list[FrameFacts]:
+        """Every model over ``frames`` (one call each), logos matched with ``snapshot``'s
+        brands (default: the current snapshot)."""
+        return analyze_with_snapshots(
+            self.models, [(f, snapshot or self._snapshot) for f in frames]
+        )
+
+    def analyze(
+        self, frames: Iterable[Frame], snapshot: RulesSnapshot | None = None
+    ) -> Iterator[FrameFacts]:
+        """``analyze_batch`` over a stream of keyframes, a model batch at a time (a long video
+        never sits in memory), every batch with the same ``snapshot``."""
+        snap = snapshot or self._snapshot
+        batch: list[Frame] = []
+        for frame in frames:
+            batch.append(frame)
+            if len(batch) >= self.models.batch_size:
+                yield from self.analyze_batch(batch, snap)
+                batch = []
+        if batch:
+            yield from self.analyze_batch(batch, snap)
 
     def place(
-        self, timeline: Sequence[FrameFacts], *, media: str, today: date | None = None
+        self,
+        timeline: Sequence[FrameFacts],
+        *,
+        media: str,
+        today: date | None = None,
+        snapshot: RulesSnapshot | None = None,
     ) -> list[Placement]:
-        c = self._compiled
-        return match(timeline, c.rules.campaigns, c.index, today=today or date.today(), media=media)
+        s = snapshot or self._snapshot
+        return match(timeline, s.rules.campaigns, s.index, today=today or date.today(), media=media)
 
     def explain(
-        self, timeline: Sequence[FrameFacts], *, today: date | None = None
+        self,
+        timeline: Sequence[FrameFacts],
+        *,
+        today: date | None = None,
+        snapshot: RulesSnapshot | None = None,
     ) -> list[FrameDecision]:
-        c = self._compiled
-        return explain_frames(timeline, c.rules.campaigns, c.index, today=today or date.today())
+        s = snapshot or self._snapshot
+        return explain_frames(timeline, s.rules.campaigns, s.index, today=today or date.today())
+
+
+def analyze_with_snapshots(
+    models: Analyzer, items: Sequence[tuple[Frame, RulesSnapshot]]
+) -> list[FrameFacts]:
+    """The rule-independent models over every frame in one batch, then each frame's logos with
+    the matcher of the snapshot it was submitted with (one ``match_many`` per snapshot: during
+    a reload a batch can hold frames of two versions)."""
+    frames = [f for f, _ in items]
+    facts = models.analyze_batch(frames)
+    groups: dict[int, list[int]] = {}
+    for i, (_, snap) in enumerate(items):
+        groups.setdefault(id(snap), []).append(i)
+    for positions in groups.values():
+        matcher = items[positions[0]][1].logos
+        if matcher is None:
+            continue
+        found = matcher.match_many([frames[i].image for i in positions])
+        for i, logos in zip(positions, found, strict=True):
+            facts[i] = dataclasses.replace(facts[i], logos=tuple(logos))
+    return facts

@@ -68,8 +68,9 @@ class RulesHolder:
     every new ``RuleSet`` before it is served, including the first one (so one code path builds
     rule-dependent state); an exception from it at start-up propagates, later it vetoes the swap.
     ``on_reload`` is told the outcome of every reload that changed something or failed (for
-    metrics and alerts: a rejected edit must not go unnoticed). Raises ``RulesError`` if the
-    rules do not validate at start-up.
+    metrics and alerts: a rejected edit must not go unnoticed). ``initial``: the directory
+    already parsed by the caller (so a server parses it once at start-up). Raises
+    ``RulesError`` if the rules do not validate at start-up.
     """
 
     def __init__(
@@ -78,13 +79,14 @@ class RulesHolder:
         on_change: OnChange | None = None,
         *,
         on_reload: OnReload | None = None,
+        initial: RuleSet | None = None,
     ) -> None:
         self.path = Path(path)
         self._on_change = on_change
         self._on_reload = on_reload
         self._swap_lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        rules = load_rules(self.path)
+        rules = initial if initial is not None else load_rules(self.path)
         if on_change is not None:
             on_change(rules)
         self._current = rules

@@ -184,8 +184,11 @@ def scan_media(
         frames: Iterable[Frame] = keyframes_of(targeter.pipeline, path, media)
         if on_frame is not None:
             frames = _tap(frames, on_frame)
-        facts = list(targeter.pipeline.analyzer.analyze(prefetch(frames, DECODE_AHEAD)))
-        outcome = place_timeline(targeter, facts, media=media, today=today, explain=explain)
+        snapshot = targeter.snapshot  # the logos and the placements of one rules version
+        facts = list(targeter.analyze(prefetch(frames, DECODE_AHEAD), snapshot))
+        outcome = place_timeline(
+            targeter, facts, media=media, today=today, explain=explain, snapshot=snapshot
+        )
     except (OnscreenError, OSError) as exc:
         msg = printable_name(str(exc))
         return MediaResult(media, path, error=msg, seconds=time.perf_counter() - start)

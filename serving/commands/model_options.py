@@ -76,14 +76,14 @@ def pipeline_config_from_args(
 def pipeline_config_for_rules(args: argparse.Namespace, rules: RuleSet) -> PipelineConfig:
     """The models a rules directory needs: CLIP is required exactly when the rules use it
     (concept or IAB clauses, excluded concepts, prompt-based safety classes) and skipped
-    otherwise unless asked for; reference logos come from the rules' ``brands/`` when the rules
-    have brands at all: face-only (or concept-only) rules need no ``brands/`` directory, and an
-    empty one loads no logo matcher (``rules check`` accepts both, so both must run)."""
+    otherwise unless asked for. The pipeline loads no reference logos: the rules snapshot
+    (``serving.targeter.build_snapshot``) builds the matcher from the rules' brands, so a reload
+    rebuilds it, and face-only rules (no or an empty ``brands/``) load none."""
     from serving.targeter import clip_needs
 
     return pipeline_config_from_args(
         args,
-        brands_dir=rules.brands_dir,
+        brands_dir=None,  # the rules snapshot (serving.targeter) builds the logo matcher
         clip_default="required" if clip_needs(rules) else "off",
     )
 

@@ -1,16 +1,27 @@
 """``onscreen serve --rules DIR --port 50051``: the gRPC server for ad servers.
 
+Every argument is checked before any model loads: a bad one (``--port 70000``, ``--max-batch
+0``, ``--grace -1``, a missing ``--media-root``, an empty ``--api-key``...) exits 2 with one
+line naming it. The rules are parsed once, here, and handed to the server.
+
 Health answers NOT_SERVING at once and SERVING once the models are loaded and warmed up
 ("serving on HOST:PORT" is logged then). SIGTERM or SIGINT: NOT_SERVING, stop accepting calls,
-let in-flight calls finish within ``--grace`` seconds, exit 0. Models or rules that fail to load
-exit 2 with the reason (the CLI's handling of OnscreenError).
+let in-flight calls finish within ``--grace`` seconds, cancel what remains, exit 0 (within the
+grace period plus about a second: a model batch still running in its thread is abandoned).
+Models or rules that fail to load exit 2 with the reason (the CLI's handling of OnscreenError).
+
+Auth: ``--api-key KEY``, ``--api-key-file PATH`` (the key stays out of ``ps``; one trailing
+newline is stripped) or ``$ONSCREEN_API_KEY``; an empty key is refused (an unset variable must
+not switch auth off). With none of them the server runs without auth.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -27,6 +38,8 @@ from serving.rpc.config import (
     DEFAULT_PORT,
     ServerConfig,
 )
+from serving.rpc.pixel_budget import DEFAULT_DECODE_BUDGET_BYTES
+from vision.errors import StartupError
 
 log = logging.getLogger("serving.serve")
 
@@ -72,6 +85,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--api-key",
         help=f"require this key in metadata '{API_KEY_METADATA}' (default: ${API_KEY_ENV}; none: off)",
     )
+    p.add_argument(
+        "--api-key-file",
+        type=Path,
+        help="read the API key from this file (not visible in ps; a trailing newline is dropped)",
+    )
+    p.add_argument(
+        "--decode-budget-mb",
+        type=int,
+        default=DEFAULT_DECODE_BUDGET_BYTES // 2**20,
+        help="decoded image bytes in flight at most, MiB (more: RESOURCE_EXHAUSTED at once)",
+    )
     p.add_argument("--tls-cert", type=Path, help="PEM certificate chain (with --tls-key)")
     p.add_argument("--tls-key", type=Path, help="PEM private key (with --tls-cert)")
     p.add_argument(
@@ -86,17 +110,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    from serving.rpc.auth import environ_api_key
+    """Every argument checked (StartupError naming it), the rules parsed once, before any model
+    loads; the parsed rules travel in the config."""
+    from serving.rpc.auth import resolve_api_key
     from targeting.rules_loader import load_rules
 
-    rules = load_rules(args.rules)  # bad rules fail here, before any model loads
-    pipeline = pipeline_config_for_rules(args, rules)
-    if args.media_root is not None and not args.media_root.is_dir():
-        raise SystemExit(f"--media-root {args.media_root} is not a directory")
-    try:
-        return ServerConfig(
+    api_key = resolve_api_key(args.api_key, args.api_key_file)
+    try:  # the cheap checks first: a typo in a flag must not wait for the rules to parse
+        base = ServerConfig(
             rules_dir=args.rules,
-            pipeline=pipeline,
             host=args.host,
             port=args.port,
             media_root=args.media_root,
@@ -105,14 +127,19 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             max_batch=args.max_batch,
             max_wait_ms=args.max_wait_ms,
             max_queue=args.max_queue,
-            api_key=environ_api_key(args.api_key),
+            api_key=api_key,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
             grace_s=args.grace,
             watch_rules=not args.no_watch,
+            decode_budget_bytes=args.decode_budget_mb * 2**20,
         )
     except ValueError as exc:
-        raise SystemExit(f"onscreen serve: {exc}") from exc
+        raise StartupError(str(exc)) from exc
+    rules = load_rules(args.rules)  # bad rules fail here, before any model loads
+    # logos come from the rules snapshot (rebuilt on reload), never from the pipeline
+    pipeline = pipeline_config_for_rules(args, rules)
+    return dataclasses.replace(base, pipeline=pipeline, rules=rules)
 
 
 async def serve(config: ServerConfig) -> int:
@@ -123,10 +150,7 @@ async def serve(config: ServerConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        running = await start_server(config, wait_ready=False)
-    except ValueError as exc:  # batcher limits
-        raise SystemExit(f"onscreen serve: {exc}") from exc
+    running = await start_server(config, wait_ready=False)
     try:
         stopper = asyncio.ensure_future(stop.wait())
         loader = asyncio.ensure_future(running.wait_ready())
@@ -150,8 +174,16 @@ def run(args: argparse.Namespace) -> int:
     if serving_log.getEffectiveLevel() > logging.INFO:
         serving_log.setLevel(logging.INFO)
     logging.getLogger("targeting.rules_watch").setLevel(logging.INFO)
+    # not asyncio.run: it would wait (up to minutes) for the default executor's threads
+    loop = asyncio.new_event_loop()
     try:
-        return asyncio.run(serve(config))
+        code = loop.run_until_complete(serve(config))
     except KeyboardInterrupt:  # a second Ctrl-C while draining
         print("onscreen serve: interrupted while draining", file=sys.stderr)
-        return 130
+        code = 130
+    # A model batch or a decode still running in a worker thread after the grace period would
+    # hold the exit (Python joins those threads); its callers are gone, so leave now.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

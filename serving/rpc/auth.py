@@ -1,6 +1,9 @@
 """Shared-secret API key, checked in constant time from request metadata.
 
-Health and reflection stay open: load balancers and grpcurl must reach them without a key.
+Health and reflection stay open: load balancers and orchestrators probe health without
+credentials, and grpcurl needs reflection to find the methods. Neither carries a placement,
+a fact or a rules detail: health says SERVING or not, reflection lists the public contract
+(the same ``.proto`` files that ship with onscreen). Every onscreen.v1 method needs the key.
 """
 
 from __future__ import annotations
@@ -9,12 +12,14 @@ import hmac
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health
 
 from serving.rpc.config import API_KEY_METADATA
 from serving.rpc.metrics import ServerMetrics
+from vision.errors import StartupError
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +86,39 @@ def _deny(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler
     return grpc.unary_unary_rpc_method_handler(unary, **kw)
 
 
-def environ_api_key(explicit: str | None) -> str | None:
-    """The API key from ``--api-key``, else from $ONSCREEN_API_KEY, else None (auth off)."""
+def resolve_api_key(explicit: str | None, key_file: Path | None) -> str | None:
+    """The API key from ``--api-key``, ``--api-key-file`` or $ONSCREEN_API_KEY (first given),
+    None when none is (auth off). An empty key is a StartupError, never "auth off": ``--api-key
+    "$KEY"`` with KEY unset must not open the server. The file's one trailing newline (``echo``
+    writes it) is dropped; the key itself never appears in a message."""
     from serving.rpc.config import API_KEY_ENV
 
-    return explicit or os.environ.get(API_KEY_ENV) or None
+    if explicit is not None and key_file is not None:
+        raise StartupError("--api-key and --api-key-file both given: pick one")
+    if explicit is not None:
+        if not explicit.strip():
+            raise StartupError(
+                "--api-key is empty (an unset variable?): give the key, use --api-key-file, "
+                "or leave it out to run without auth"
+            )
+        return explicit
+    if key_file is not None:
+        try:
+            text = key_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StartupError(f"--api-key-file {key_file}: cannot read it ({why})") from exc
+        key = text.removesuffix("\n").removesuffix("\r")
+        if not key.strip():
+            raise StartupError(f"--api-key-file {key_file} is empty: write the key into it")
+        if "\n" in key:
+            raise StartupError(f"--api-key-file {key_file}: the key must be one line")
+        return key
+    value = os.environ.get(API_KEY_ENV)
+    if value is None:
+        return None
+    if not value.strip():
+        raise StartupError(
+            f"${API_KEY_ENV} is set but empty: set the key, or unset it to run without auth"
+        )
+    return value

@@ -146,17 +146,40 @@ class MicroBatcher(Generic[T, R]):
         # A cancelled caller cancels its future; the collector skips cancelled futures.
         return await pending.future
 
-    async def close(self) -> None:
-        """Refuse new items, finish every accepted one, then stop the worker thread."""
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Refuse new items, finish every accepted one, then stop the worker thread.
+
+        ``timeout_s``: how long that may take at most (None: as long as it takes). At the
+        timeout the items still waiting fail with ``Unavailable`` and a batch still running
+        is abandoned to its thread (its callers are gone: the server stopped them).
+        """
         self._closing = True
         if self._task is not None:
             assert self._wakeup is not None
             self._wakeup.set()
-            await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
+            except TimeoutError:
+                self._fail_waiting(
+                    Unavailable(f"the {self.name} batcher shut down before this request ran")
+                )
+                self._task.cancel()
+                if self._executor is not None:
+                    self._executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = None
+                self._task = None
+                return
             self._task = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+    def _fail_waiting(self, exc: Exception) -> None:
+        while self._queue:
+            p = self._queue.popleft()
+            if not p.future.done():
+                p.future.set_exception(exc)
+        self._depth_changed()
 
     # --- internals -----------------------------------------------------------------------------
 

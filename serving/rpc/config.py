@@ -11,9 +11,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from serving.rpc.batcher import MAX_BATCH_LIMIT, MAX_QUEUE_LIMIT, MAX_WAIT_LIMIT_MS
+from serving.rpc.pixel_budget import (
+    DEFAULT_DECODE_BUDGET_BYTES,
+    MAX_DECODE_BUDGET_BYTES,
+    MIN_DECODE_BUDGET_BYTES,
+)
 from vision.limits import MAX_IMAGE_BYTES
 from vision.pipeline import PipelineConfig
+
+if TYPE_CHECKING:
+    from targeting.rules_loader import RuleSet
 
 DEFAULT_HOST = "127.0.0.1"
 """Interface bound by default: loopback; pass ``--host 0.0.0.0`` in a container."""
@@ -81,6 +91,10 @@ class ServerConfig:
     ``metrics_port``: Prometheus HTTP port (None: off; 0: a free port).
     ``watch_rules``: hot-reload the rules directory. ``warmup``: run one dummy batch before
     reporting SERVING (so the first request does not pay for lazy initialisation).
+    ``decode_budget_bytes``: decoded image bytes in flight at most (``serving.rpc.pixel_budget``).
+    ``rules``: ``rules_dir`` already parsed (``serve`` parses it once, to choose the models);
+    None: the server parses it. Every value is checked here, before any model loads
+    (ValueError naming the option).
     """
 
     rules_dir: Path
@@ -99,14 +113,31 @@ class ServerConfig:
     grace_s: float = DEFAULT_GRACE_S
     watch_rules: bool = True
     warmup: bool = True
+    decode_budget_bytes: int = DEFAULT_DECODE_BUDGET_BYTES
+    rules: RuleSet | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not (0 <= self.port <= 65535):
-            raise ValueError(f"port must be in 0..65535, got {self.port}")
+            raise ValueError(f"--port must be in 0..65535, got {self.port}")
         if self.metrics_port is not None and not (0 <= self.metrics_port <= 65535):
-            raise ValueError(f"metrics port must be in 0..65535, got {self.metrics_port}")
+            raise ValueError(f"--metrics-port must be in 0..65535, got {self.metrics_port}")
         if not (0 <= self.grace_s <= MAX_GRACE_S) or math.isnan(self.grace_s):
-            raise ValueError(f"grace must be in 0..{MAX_GRACE_S:g} s, got {self.grace_s}")
+            raise ValueError(f"--grace must be in 0..{MAX_GRACE_S:g} s, got {self.grace_s:g}")
+        if not (1 <= self.max_batch <= MAX_BATCH_LIMIT):
+            raise ValueError(f"--max-batch must be in 1..{MAX_BATCH_LIMIT}, got {self.max_batch}")
+        if not (1 <= self.max_queue <= MAX_QUEUE_LIMIT):
+            raise ValueError(f"--max-queue must be in 1..{MAX_QUEUE_LIMIT}, got {self.max_queue}")
+        if not (0 <= self.max_wait_ms <= MAX_WAIT_LIMIT_MS) or math.isnan(self.max_wait_ms):
+            raise ValueError(
+                f"--max-wait-ms must be in 0..{MAX_WAIT_LIMIT_MS:g}, got {self.max_wait_ms:g}"
+            )
+        if not (MIN_DECODE_BUDGET_BYTES <= self.decode_budget_bytes <= MAX_DECODE_BUDGET_BYTES):
+            raise ValueError(
+                f"--decode-budget-mb must be in {math.ceil(MIN_DECODE_BUDGET_BYTES / 2**20)}.."
+                f"{MAX_DECODE_BUDGET_BYTES // 2**20} (MiB), got {self.decode_budget_bytes / 2**20:g}"
+            )
+        if self.media_root is not None and not self.media_root.is_dir():
+            raise ValueError(f"--media-root {self.media_root} is not a directory")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both --tls-cert and --tls-key (or neither)")
         if self.api_key is not None and not self.api_key:

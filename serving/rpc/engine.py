@@ -14,7 +14,8 @@ from serving.placement_store import PlacementStore
 from serving.rpc.batcher import MicroBatcher
 from serving.rpc.config import ServerConfig
 from serving.rpc.metrics import ServerMetrics
-from serving.targeter import Targeter
+from serving.rpc.pixel_budget import PixelBudget
+from serving.targeter import RulesSnapshot, Targeter, analyze_with_snapshots
 from targeting.rules_watch import RulesHolder, RulesWatcher
 from vision.errors import Unavailable
 from vision.pipeline import Pipeline
@@ -31,9 +32,13 @@ class Engine:
 
     pipeline: Pipeline
     targeter: Targeter
-    batcher: MicroBatcher[Frame, FrameFacts]
+    batcher: MicroBatcher[ModelItem, FrameFacts]
     holder: RulesHolder
+    budget: PixelBudget
     watcher: RulesWatcher | None = None
+    decoding: int = 0
+    """Images being decoded now: they count against ``max_queue`` with the waiting frames, so
+    a burst is refused before its decode work starts, not after."""
 
     def models(self) -> list[str]:
         """Names of the models that run, e.g. ``clip:ViT-B-32``, ``detector:nudenet-320n``."""
@@ -45,24 +50,30 @@ class Engine:
             )
         if self.pipeline.analyzer.detector is not None and cfg.detector_weights:
             out.append(f"detector:{cfg.detector_weights}")
-        if self.pipeline.analyzer.logos is not None:
+        if self.targeter.snapshot.logos is not None:
             out.append("logos:reference-features")
         return out
 
 
-def analyze_isolating(pipeline: Pipeline, frames: list[Frame]) -> list[FrameFacts | Exception]:
-    """``analyze_batch`` over ``frames``; if the batch fails, each frame is retried alone so
-    one bad frame fails only its own request (its slot holds the exception)."""
+ModelItem = tuple[Frame, RulesSnapshot]
+"""What the model worker gets: a frame and the rules snapshot its request took (its logos are
+matched against that snapshot's brands, so a request sees one rules version end to end)."""
+
+
+def analyze_isolating(targeter: Targeter, items: list[ModelItem]) -> list[FrameFacts | Exception]:
+    """The models over ``items`` (see ``serving.targeter.analyze_with_snapshots``); if the batch
+    fails, each item is retried alone so one bad frame fails only its own request (its slot
+    holds the exception)."""
     try:
-        return list(pipeline.analyzer.analyze_batch(frames))
+        return list(analyze_with_snapshots(targeter.models, items))
     except Exception:
-        if len(frames) == 1:
+        if len(items) == 1:
             raise
-        log.warning("a batch of %d frames failed; retrying them one by one", len(frames))
+        log.warning("a batch of %d frames failed; retrying them one by one", len(items))
     out: list[FrameFacts | Exception] = []
-    for f in frames:
+    for item in items:
         try:
-            out.extend(pipeline.analyzer.analyze_batch([f]))
+            out.extend(analyze_with_snapshots(targeter.models, [item]))
         except Exception as exc:
             out.append(exc)
     return out

@@ -1,23 +1,32 @@
 """What each RPC does, as plain async functions over domain objects (no protobuf in, no
 status codes out): servicers convert and delegate here, tests can call these directly.
 
-Image: bytes -> ``decode_image`` on a CPU thread -> one ``Frame`` -> the shared micro-batcher
--> ``FrameFacts`` -> ``Targeter.place``. ScanVideo keyframes and TargetStream frames go
-through the same batcher, so they share model batches with image requests.
+Image: admission (queue slots and the decode budget, priced from the header) -> bytes decoded
+on a CPU thread and shrunk to ``MODEL_MAX_SIDE_PX`` -> one ``Frame`` -> the shared
+micro-batcher -> ``FrameFacts`` -> ``Targeter.place``. ScanVideo keyframes and TargetStream
+frames go through the same batcher, so they share model batches with image requests.
+
+One rules snapshot per request: each function takes ``engine.targeter.snapshot`` once and
+hands it to the batcher (logos are matched against its brands) and to ``place``, so the
+``rules_version`` reported is the version that made the placements, even across a reload.
+
+Client-facing messages name the request's own id or relative path, never a server path (the
+media root, a temporary upload file, the rules directory).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePath
-from typing import Any
 
 import grpc
 
@@ -31,16 +40,25 @@ from serving.rpc.config import (
     STREAM_WINDOW_S,
 )
 from serving.rpc.engine import Engine, ServerCore
+from serving.rpc.pixel_budget import (
+    MODEL_MAX_SIDE_PX,
+    decode_cost_bytes,
+    decode_for_models,
+    shrink_for_models,
+)
+from serving.scan_events import ScanEvent, ScanProgress, ScanSummary
+from serving.targeter import RulesSnapshot
 from targeting.types import Placement
 from vision.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
+    MediaError,
+    ModelError,
     NotFound,
     OnscreenError,
     Overloaded,
 )
-from vision.image_decode import decode_image
 from vision.limits import MAX_MEDIA_ID_CHARS, MAX_VIDEO_BYTES
 from vision.types import Frame, FrameFacts, KeyframeReason
 
@@ -68,12 +86,20 @@ def check_media_id(media_id: str, *, what: str = "media_id", required: bool = Tr
     return media_id
 
 
-def check_campaign_filter(ids: list[str] | tuple[str, ...], engine: Engine) -> frozenset[str]:
+def image_media_id(media_id: str, data: bytes) -> str:
+    """TargetImage's id: the one given (checked), else the image bytes' sha256 (hex), so
+    placements of an anonymous image are reported under its content hash (DESIGN.md)."""
+    return check_media_id(media_id, required=False) or hashlib.sha256(data).hexdigest()
+
+
+def check_campaign_filter(
+    ids: list[str] | tuple[str, ...], snapshot: RulesSnapshot
+) -> frozenset[str]:
     """The campaign ids a request restricts itself to; unknown ids are INVALID_ARGUMENT."""
     if len(ids) > MAX_CAMPAIGN_FILTER:
         raise InvalidArgument(f"{len(ids)} campaign ids, over the {MAX_CAMPAIGN_FILTER} limit")
     wanted = frozenset(ids)
-    known = {c.id for c in engine.targeter.compiled.rules.campaigns}
+    known = {c.id for c in snapshot.rules.campaigns}
     unknown = sorted(wanted - known)
     if unknown:
         raise InvalidArgument(
@@ -97,25 +123,49 @@ def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
     return time.monotonic() + remaining
 
 
-async def decode_frame(core: ServerCore, data: bytes, media_id: str, t: float = 0.0) -> Frame:
-    """Image bytes -> Frame, decoded on a CPU thread; refused early when the queue is full."""
-    engine = core.engine()
-    if engine.batcher.depth >= engine.batcher.max_queue:  # do not decode what cannot be queued
+@contextlib.asynccontextmanager
+async def admitted(engine: Engine, data: bytes, source: str) -> AsyncIterator[None]:
+    """Admission for one image, decided before any pixel is decoded: a queue slot (images
+    being decoded count with the frames waiting for the model) and its decode cost from the
+    decode budget. Either one missing is ``Overloaded`` (RESOURCE_EXHAUSTED) at once."""
+    batcher = engine.batcher
+    if batcher.depth + engine.decoding >= batcher.max_queue:
         raise Overloaded(
-            f"server busy: {engine.batcher.depth} frames wait for the model (queue limit "
-            f"{engine.batcher.max_queue}); back off and retry"
+            f"server busy: {batcher.depth} frames wait for the model and {engine.decoding} "
+            f"images are being decoded (queue limit {batcher.max_queue}); back off and retry"
         )
-    source = f"image of {media_id!r}" if media_id else "image"
-    image = await asyncio.to_thread(decode_image, data, source)
-    reason: KeyframeReason = "image" if t == 0.0 else "interval"
-    return Frame(media_id=media_id, t=t, image=image, index=0, reason=reason)
+    with engine.budget.reserve(decode_cost_bytes(data, source)):
+        engine.decoding += 1
+        try:
+            yield
+        finally:
+            engine.decoding -= 1
 
 
 async def analyze_image(
-    core: ServerCore, data: bytes, media_id: str, deadline: float | None
+    core: ServerCore,
+    data: bytes,
+    media_id: str,
+    deadline: float | None,
+    snapshot: RulesSnapshot,
+    *,
+    t: float = 0.0,
+    source: str | None = None,
 ) -> FrameFacts:
-    frame = await decode_frame(core, data, media_id)
-    return await core.engine().batcher.submit(frame, deadline)
+    """Image bytes -> FrameFacts with ``snapshot``'s logos: admitted, decoded on a CPU thread
+    and shrunk for the models, then through the shared batcher. The facts report the image's
+    own width and height (boxes are normalized, so the shrinking does not show)."""
+    engine = core.engine()
+    name = source or (f"image of {media_id!r}" if media_id else "image")
+    async with admitted(engine, data, name):
+        image, (width, height) = await asyncio.to_thread(decode_for_models, data, name)
+    # the working frame is small (<= MODEL_MAX_SIDE_PX); hold its bytes until the facts return
+    with engine.budget.reserve(image.nbytes):
+        reason: KeyframeReason = "image" if t == 0.0 else "interval"
+        frame = Frame(media_id=media_id, t=t, image=image, index=0, reason=reason)
+        del image
+        facts = await engine.batcher.submit((frame, snapshot), deadline)
+    return dataclasses.replace(facts, width=width, height=height)
 
 
 async def target_image(
@@ -127,21 +177,23 @@ async def target_image(
     max_placements: int,
     deadline: float | None,
 ) -> tuple[list[Placement], FrameFacts, str]:
-    """Image bytes -> (placements best rank first, facts, rules version)."""
+    """Image bytes -> (placements best rank first, facts, rules version). ``media_id`` may be
+    empty: the image's sha256 names it then. One rules snapshot serves the whole request."""
     engine = core.engine()
-    check_media_id(media_id)
-    wanted = check_campaign_filter(campaign_ids, engine)
+    snapshot = engine.targeter.snapshot
+    media_id = image_media_id(media_id, data)
+    wanted = check_campaign_filter(campaign_ids, snapshot)
     if not (0 <= max_placements <= MAX_PLACEMENTS):
         raise InvalidArgument(
             f"max_placements must be in 0..{MAX_PLACEMENTS}, got {max_placements}"
         )
-    facts = await analyze_image(core, data, media_id, deadline)
-    compiled = engine.targeter.compiled
+    facts = await analyze_image(core, data, media_id, deadline, snapshot)
     placements = filter_placements(
-        engine.targeter.place([facts], media=media_id, today=core.today()), wanted
+        engine.targeter.place([facts], media=media_id, today=core.today(), snapshot=snapshot),
+        wanted,
     )
     placements.sort(key=lambda p: (p.rank or MAX_PLACEMENTS + 1, -p.score))
-    return placements[: max_placements or DEFAULT_MAX_PLACEMENTS], facts, compiled.version
+    return placements[: max_placements or DEFAULT_MAX_PLACEMENTS], facts, snapshot.version
 
 
 def resolve_media_path(root: Path | None, rel: str) -> Path:
@@ -176,24 +228,18 @@ def resolve_media_path(root: Path | None, rel: str) -> Path:
     return path
 
 
-async def submit_waiting(engine: Engine, frame: Frame, deadline: float | None) -> FrameFacts:
+async def submit_waiting(
+    engine: Engine, frame: Frame, snapshot: RulesSnapshot, deadline: float | None
+) -> FrameFacts:
     """Submit a scan's keyframe; on a full queue retry briefly (requests for images go first)."""
     give_up = time.monotonic() + SCAN_OVERLOAD_RETRY_S
     while True:
         try:
-            return await engine.batcher.submit(frame, deadline)
+            return await engine.batcher.submit((frame, snapshot), deadline)
         except Overloaded:
             if time.monotonic() > give_up:
                 raise
             await asyncio.sleep(SCAN_OVERLOAD_BACKOFF_S)
-
-
-@dataclass
-class ScanEvent:
-    """One thing ScanVideo reports: progress, facts, a placement or the summary."""
-
-    kind: str
-    value: Any
 
 
 async def receive_upload(
@@ -245,12 +291,25 @@ def _media_duration(path: Path) -> float:
     return float(probe_video(path).duration_s or 0.0)
 
 
+def client_facing(exc: OnscreenError, names: Mapping[str, str]) -> OnscreenError:
+    """``exc`` with every server path in ``names`` (server path -> what the client called it)
+    replaced in its message, as the same class; errors whose message names no path pass."""
+    message = str(exc)
+    for server, shown in sorted(names.items(), key=lambda kv: -len(kv[0])):
+        message = message.replace(server, shown)
+    if message == str(exc) or not isinstance(exc, MediaError | ModelError | InvalidArgument):
+        return exc
+    return type(exc)(message)
+
+
 async def scan_video(
     core: ServerCore,
     path: Path,
     media_id: str,
     *,
+    server_names: Mapping[str, str],
     wanted: frozenset[str],
+    snapshot: RulesSnapshot,
     store: bool,
     include_facts: bool,
     deadline: float | None,
@@ -258,11 +317,47 @@ async def scan_video(
 ) -> AsyncIterator[ScanEvent]:
     """Keyframes of ``path`` through the shared batcher -> facts -> placements, as events.
 
-    Keyframes are decoded on a CPU thread one at a time and kept in flight in the batcher up to
-    a window (so one scan never fills the queue alone). Progress is reported every
-    SCAN_PROGRESS_EVERY_S of media time; placements once the whole media is analyzed (matching
-    needs the whole timeline to rank), then the summary.
+    Keyframes are decoded on a CPU thread one at a time, shrunk to MODEL_MAX_SIDE_PX and kept
+    in flight in the batcher up to a window (so one scan never fills the queue alone). Progress
+    is reported every SCAN_PROGRESS_EVERY_S of media time; placements once the whole media is
+    analyzed (matching needs the whole timeline to rank), then the summary. ``snapshot`` serves
+    every keyframe and the placements. ``server_names`` maps server paths (``path`` itself, the
+    media root, the upload directory) to what the client knows them as: error messages carry
+    those names instead.
     """
+    names = dict(server_names)
+    try:
+        async for event in _scan_video(
+            core, path, media_id, wanted=wanted, snapshot=snapshot, store=store,
+            include_facts=include_facts, deadline=deadline, received_bytes=received_bytes,
+            ):  # fmt: skip
+            yield event
+    except OnscreenError as exc:
+        raise client_facing(exc, names) from None
+
+
+def _shrunk(frame: Frame | None) -> Frame | None:
+    if frame is None or max(frame.height, frame.width) <= MODEL_MAX_SIDE_PX:
+        return frame
+    return dataclasses.replace(frame, image=shrink_for_models(frame.image))
+
+
+def _next_keyframe(frames: Iterator[Frame]) -> Frame | None:
+    return _shrunk(next(frames, None))
+
+
+async def _scan_video(
+    core: ServerCore,
+    path: Path,
+    media_id: str,
+    *,
+    wanted: frozenset[str],
+    snapshot: RulesSnapshot,
+    store: bool,
+    include_facts: bool,
+    deadline: float | None,
+    received_bytes: int,
+) -> AsyncIterator[ScanEvent]:
     from vision.media import load_frames
 
     engine = core.engine()
@@ -278,53 +373,56 @@ async def scan_video(
 
     def progress(t: float) -> ScanEvent:
         return ScanEvent(
-            "progress",
-            targeting_pb2.ScanProgress(
+            progress=ScanProgress(
                 t_s=t, duration_s=duration, keyframes=len(facts), received_bytes=received_bytes
-            ),
+            )
         )
 
     try:
         while True:
-            frame = await asyncio.to_thread(next, frames, None)
+            frame = await asyncio.to_thread(_next_keyframe, frames)
+            last = frame is None
             if frame is not None:
-                in_flight.append(asyncio.ensure_future(submit_waiting(engine, frame, deadline)))
-            while in_flight and (frame is None or len(in_flight) >= window):
+                in_flight.append(
+                    asyncio.ensure_future(submit_waiting(engine, frame, snapshot, deadline))
+                )
+            del frame  # the batcher holds the frame while it waits; nothing else does
+            while in_flight and (last or len(in_flight) >= window):
                 f = await in_flight.popleft()
                 facts.append(f)
                 if include_facts:
-                    yield ScanEvent("facts", f)
+                    yield ScanEvent(facts=f)
                 if f.t >= next_progress:
                     next_progress = f.t + SCAN_PROGRESS_EVERY_S
                     yield progress(f.t)
-            if frame is None:
+            if last:
                 break
     finally:
         for fut in in_flight:
             fut.cancel()
     if not facts:
-        raise OnscreenError(f"{media_id}: no frames could be decoded")
+        raise MediaError(f"{path}: no frames could be decoded")
     yield progress(facts[-1].t)
     placements = filter_placements(
-        await asyncio.to_thread(engine.targeter.place, facts, media=media_id, today=core.today()),
+        await asyncio.to_thread(
+            engine.targeter.place, facts, media=media_id, today=core.today(), snapshot=snapshot
+        ),
         wanted,
     )
-    version = engine.targeter.compiled.version
     for p in placements:
-        yield ScanEvent("placement", p)
+        yield ScanEvent(placement=p)
     if store:
         assert core.store is not None
         await asyncio.to_thread(core.store.replace_media, media_id, placements)
     yield ScanEvent(
-        "summary",
-        targeting_pb2.ScanSummary(
+        summary=ScanSummary(
             duration_s=duration or facts[-1].t,
             keyframes=len(facts),
             placements=len(placements),
             stored=store,
             elapsed_s=time.perf_counter() - started,
-            rules_version=version,
-        ),
+            rules_version=snapshot.version,
+        )
     )
 
 
@@ -340,9 +438,10 @@ class LiveStream:
 
 
 def close_segments(
-    engine: Engine, stream: LiveStream, today: date, *, final: bool
+    engine: Engine, stream: LiveStream, today: date, snapshot: RulesSnapshot, *, final: bool
 ) -> tuple[list[Placement], float]:
-    """Placements of ``stream`` whose segments closed (all open ones when ``final``).
+    """Placements of ``stream`` whose segments closed (all open ones when ``final``), matched
+    against ``snapshot`` (the one its latest message took).
 
     A segment is closed when the latest frame is more than the campaign's ``gap_s`` after its
     end: no later frame can extend it. Returns (placements not reported before, decided-until
@@ -350,9 +449,12 @@ def close_segments(
     """
     if not stream.timeline:
         return [], max(stream.last_t, 0.0)
-    campaigns = {c.id: c for c in engine.targeter.compiled.rules.campaigns}
+    campaigns = {c.id: c for c in snapshot.rules.campaigns}
     placements = filter_placements(
-        engine.targeter.place(stream.timeline, media=stream.stream_id, today=today), stream.wanted
+        engine.targeter.place(
+            stream.timeline, media=stream.stream_id, today=today, snapshot=snapshot
+        ),
+        stream.wanted,
     )
     t = stream.last_t
     out: list[Placement] = []

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from serving._proto.onscreen.v1 import common_pb2
+from serving._proto.onscreen.v1 import common_pb2, targeting_pb2
+from serving.scan_events import ScanEvent, ScanProgress, ScanSummary
 from targeting.types import Placement, Reason
 from vision.types import Box, Detection, FrameFacts, LogoMatch, SafetyFlag
 
@@ -152,3 +153,46 @@ def placement_from_proto(msg: common_pb2.Placement) -> Placement:
 
 def placements_to_proto(placements: Iterable[Placement]) -> list[common_pb2.Placement]:
     return [placement_to_proto(p) for p in placements]
+
+
+def scan_event_to_proto(e: ScanEvent) -> targeting_pb2.ScanVideoResponse:
+    """One ScanEvent as the ScanVideo response message carrying it."""
+    if e.placement is not None:
+        return targeting_pb2.ScanVideoResponse(placement=placement_to_proto(e.placement))
+    if e.facts is not None:
+        return targeting_pb2.ScanVideoResponse(facts=facts_to_proto(e.facts))
+    if e.progress is not None:
+        g = e.progress
+        return targeting_pb2.ScanVideoResponse(
+            progress=targeting_pb2.ScanProgress(
+                t_s=g.t_s, duration_s=g.duration_s, keyframes=g.keyframes,
+                received_bytes=g.received_bytes,
+            )
+        )  # fmt: skip
+    assert e.summary is not None
+    m = e.summary
+    return targeting_pb2.ScanVideoResponse(
+        summary=targeting_pb2.ScanSummary(
+            duration_s=m.duration_s, keyframes=m.keyframes, placements=m.placements,
+            stored=m.stored, elapsed_s=m.elapsed_s, rules_version=m.rules_version,
+        )
+    )  # fmt: skip
+
+
+def scan_event_from_proto(msg: targeting_pb2.ScanVideoResponse) -> ScanEvent | None:
+    """A ScanVideo response back as a ScanEvent (clients); None for an event kind this client
+    does not know, or keyframe facts (clients read facts through Analyze)."""
+    kind = msg.WhichOneof("event")
+    if kind == "placement":
+        return ScanEvent(placement=placement_from_proto(msg.placement))
+    if kind == "progress":
+        g = msg.progress
+        return ScanEvent(progress=ScanProgress(g.t_s, g.duration_s, g.keyframes, g.received_bytes))
+    if kind == "summary":
+        m = msg.summary
+        return ScanEvent(
+            summary=ScanSummary(
+                m.duration_s, m.keyframes, m.placements, m.stored, m.elapsed_s, m.rules_version
+            )
+        )
+    return None

@@ -6,18 +6,28 @@ state; ``serving.rpc.auth`` the API key; this module the ``_configure_*`` helper
 reflection, auth and TLS in ``start_server``, and ``RunningServer``. Every exception goes through
 ``serving.rpc.status.status_for`` (nothing escapes as UNKNOWN).
 
-Request path of an image: bytes -> ``decode_image`` (a CPU thread, limits checked from the
-header before any pixel) -> one ``Frame`` -> the shared ``MicroBatcher`` whose function is
-``pipeline.analyzer.analyze_batch`` (ONE model thread) -> ``FrameFacts`` -> ``Targeter.place``
--> placements. ScanVideo keyframes and TargetStream frames go through the same batcher, so
-they share model batches with image requests.
+Request path of an image: admission (queue slots, and the decode budget priced from the header:
+``serving.rpc.pixel_budget``) -> bytes decoded on a CPU thread and shrunk for the models ->
+one ``(Frame, RulesSnapshot)`` -> the shared ``MicroBatcher`` whose function is
+``engine.analyze_isolating`` (ONE model thread: the rule-independent models over the batch, then
+each frame's logos with its snapshot's matcher) -> ``FrameFacts`` -> ``Targeter.place`` with the
+same snapshot -> placements. ScanVideo keyframes and TargetStream frames go through the same
+batcher, so they share model batches with image requests.
+
+Rules: parsed once (``ServerConfig.rules``, what ``serve`` already parsed to choose the models,
+or the directory when absent); every version, the first included, is built into one immutable
+``RulesSnapshot`` (rules, concept index, logo matcher from the rules' brands, version) before it
+serves. A reload whose snapshot cannot be built (a brand image over the pixel limit, a corrupt
+logo, a concept CLIP cannot embed) is rejected as a whole, the last good snapshot keeps serving,
+and it is counted as ``onscreen_rules_reloads_total{result="rejected"}``.
 
 Lifecycle: ``start_server`` binds the port and starts serving health at once (NOT_SERVING),
 then loads the models and rules in a thread, warms the models up with one dummy batch and
 switches health to SERVING ("serving on HOST:PORT" is logged). Calls that need the models
 before that are UNAVAILABLE. ``RunningServer.stop`` sets NOT_SERVING, stops accepting calls,
-lets in-flight calls finish within the grace period, then closes the batcher, the rules
-watcher, the store and the metrics endpoint.
+lets in-flight calls finish within the grace period and cancels what remains at its end, then
+closes the batcher (what it still holds fails), the rules watcher, the store and the metrics
+endpoint; the whole stop takes at most the grace period plus a second.
 
 Time: rules' flight dates are checked against the server's local date (``date.today()``).
 """
@@ -27,6 +37,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,10 +69,13 @@ from serving.rpc.config import (
     MIN_CLIENT_PING_INTERVAL_MS,
     ServerConfig,
 )
-from serving.rpc.engine import Engine, ServerCore, analyze_isolating
+from serving.rpc.engine import Engine, ModelItem, ServerCore, analyze_isolating
+from serving.rpc.malformed import TolerantDeserializerInterceptor
 from serving.rpc.metrics import ServerMetrics
+from serving.rpc.pixel_budget import PixelBudget
 from serving.rpc.servicers import TargetingServicer, VisionServicer, VisualSearchServicer
 from serving.targeter import Targeter
+from targeting.rules_loader import RuleSet
 from targeting.rules_watch import ReloadResult, RulesHolder
 from vision.errors import StartupError
 from vision.pipeline import Pipeline, build_pipeline
@@ -77,6 +92,10 @@ SERVICE_NAMES = (
 REFLECTION_SERVICE = reflection.SERVICE_NAME
 WARMUP_IMAGE_SIDE_PX = 320
 """Side of the grey warm-up frame, pixels (enough to run every model once)."""
+STOP_SLACK_S = 1.0
+"""After the grace period, how long closing the batcher, watcher and store may take, seconds."""
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----")
+_PEM_KEY = re.compile(rb"-----BEGIN (?:RSA |EC |ENCRYPTED )?PRIVATE KEY-----")
 
 
 # --- server --------------------------------------------------------------------------------------
@@ -119,16 +138,39 @@ def _read(path: Path, what: str) -> bytes:
         raise StartupError(f"cannot read the TLS {what} {path}: {exc.strerror or exc}") from exc
 
 
+def tls_credentials(cert: Path, key: Path) -> grpc.ServerCredentials:
+    """Server credentials from PEM files, each checked first: a file that is not PEM, or a key
+    that does not belong to the certificate, is a StartupError saying so (grpc itself would
+    only fail later at bind time, which reads like a port problem)."""
+    cert_pem, key_pem = _read(cert, "certificate"), _read(key, "key")
+    if not _PEM_CERT.search(cert_pem):
+        raise StartupError(
+            f"--tls-cert {cert} is not a PEM certificate (no '-----BEGIN CERTIFICATE-----')"
+        )
+    if not _PEM_KEY.search(key_pem):
+        raise StartupError(
+            f"--tls-key {key} is not a PEM private key (no '-----BEGIN ... PRIVATE KEY-----')"
+        )
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        raise StartupError(
+            f"--tls-cert {cert} / --tls-key {key} cannot be used together: {exc.reason or exc}"
+        ) from exc
+    return grpc.ssl_server_credentials([(key_pem, cert_pem)])
+
+
 def _configure_port(server: grpc.aio.Server, config: ServerConfig) -> int:
     address = f"{config.host}:{config.port}"
+    creds = None
+    if config.tls_cert is not None and config.tls_key is not None:
+        creds = tls_credentials(config.tls_cert, config.tls_key)
     try:
-        if config.tls_cert is not None and config.tls_key is not None:
-            creds = grpc.ssl_server_credentials(
-                [(_read(config.tls_key, "key"), _read(config.tls_cert, "certificate"))]
-            )
-            port = server.add_secure_port(address, creds)
-        else:
-            port = server.add_insecure_port(address)
+        port = (
+            server.add_secure_port(address, creds)
+            if creds is not None
+            else server.add_insecure_port(address)
+        )
     except RuntimeError as exc:
         raise StartupError(f"cannot listen on {address}: {exc} (port in use?)") from exc
     if not port:
@@ -176,21 +218,23 @@ class RunningServer:
             for line in pipeline.notices:
                 log.warning("%s", line)
             targeter, holder = await asyncio.to_thread(
-                _load_rules, pipeline, config.rules_dir, self.core.metrics
+                _load_rules, pipeline, config.rules_dir, self.core.metrics, config.rules
             )
             m = self.core.metrics
-            batcher: MicroBatcher[Frame, FrameFacts] = MicroBatcher(
-                functools.partial(analyze_isolating, pipeline),
+            batcher: MicroBatcher[ModelItem, FrameFacts] = MicroBatcher(
+                functools.partial(analyze_isolating, targeter),
                 max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
                 max_queue=config.max_queue, name="model", on_batch=m.observe_batch,
                 on_queue_depth=m.set_queue_depth, on_dropped=m.observe_dropped,
             )  # fmt: skip
-            engine = Engine(pipeline, targeter, batcher, holder)
+            budget = PixelBudget(config.decode_budget_bytes)
+            engine = Engine(pipeline, targeter, batcher, holder, budget)
             if config.warmup:
                 t0 = time.perf_counter()
                 side = WARMUP_IMAGE_SIDE_PX
                 grey = np.full((side, side, 3), 127, np.uint8)
-                await batcher.submit(Frame("warmup", 0.0, grey, reason="image"))
+                frame = Frame("warmup", 0.0, grey, reason="image")
+                await batcher.submit((frame, targeter.snapshot))
                 log.info("models warmed up in %.2f s", time.perf_counter() - t0)
             if config.watch_rules:
                 engine.watcher = holder.start_watching()
@@ -212,14 +256,17 @@ class RunningServer:
         self._stopped = True
         grace = self.core.config.grace_s if grace_s is None else grace_s
         log.info("shutting down: draining in-flight calls for up to %.1f s", grace)
+        deadline = time.monotonic() + grace
         self.core.metrics.ready.set(0)
         await self.health.enter_graceful_shutdown()
+        # grpc cancels the calls still running when the grace period ends
         await self.server.stop(grace)
         if self._load_task is not None and not self._load_task.done():
             self._load_task.cancel()
         engine = self.core.engine_or_none
         if engine is not None:
-            await engine.batcher.close()
+            left = max(0.0, deadline - time.monotonic()) + STOP_SLACK_S
+            await engine.batcher.close(timeout_s=left)
             if engine.watcher is not None:
                 await asyncio.to_thread(engine.watcher.stop)
         if self.core.store is not None:
@@ -229,22 +276,23 @@ class RunningServer:
 
 
 def _load_rules(
-    pipeline: Pipeline, rules_dir: Path, metrics: ServerMetrics
+    pipeline: Pipeline, rules_dir: Path, metrics: ServerMetrics, rules: RuleSet | None = None
 ) -> tuple[Targeter, RulesHolder]:
-    """The Targeter and its RulesHolder: every new rules version is compiled before it serves;
-    each reload's outcome is counted (``onscreen_rules_reloads_total{result}``)."""
+    """The Targeter and its RulesHolder: every rules version is built into a snapshot before it
+    serves (a snapshot that cannot be built vetoes the reload); each reload's outcome is counted
+    (``onscreen_rules_reloads_total{result}``). ``rules``: the directory already parsed."""
     box: list[Targeter] = []
 
-    def on_change(rules) -> None:  # noqa: ANN001
+    def on_change(new: RuleSet) -> None:
         if not box:
-            box.append(Targeter(pipeline, rules))
+            box.append(Targeter(pipeline, new))
         else:
-            box[0].swap(rules)
+            box[0].swap(new)
 
     def on_reload(result: ReloadResult) -> None:
         metrics.reloads.labels(result="applied" if result.ok else "rejected").inc()
 
-    holder = RulesHolder(rules_dir, on_change=on_change, on_reload=on_reload)
+    holder = RulesHolder(rules_dir, on_change=on_change, on_reload=on_reload, initial=rules)
     return box[0], holder
 
 
@@ -264,7 +312,10 @@ async def start_server(
     metrics = ServerMetrics()
     store = PlacementStore(config.store) if config.store is not None else None
     core = ServerCore(config, metrics, store)
-    interceptors = [ApiKeyInterceptor(config.api_key, metrics)] if config.api_key else []
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if config.api_key is not None:
+        interceptors.append(ApiKeyInterceptor(config.api_key, metrics))
+    interceptors.append(TolerantDeserializerInterceptor(SERVICE_NAMES))
     server = grpc.aio.server(interceptors=interceptors, options=_server_options())
     targeting_pb2_grpc.add_TargetingServicer_to_server(TargetingServicer(core), server)
     vision_pb2_grpc.add_VisionServicer_to_server(VisionServicer(core), server)
@@ -276,7 +327,13 @@ async def start_server(
         port = _configure_port(server, config)
         await server.start()
         if config.metrics_port is not None:
-            metrics.serve(config.metrics_port, config.host)
+            try:
+                metrics.serve(config.metrics_port, config.host)
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot serve metrics on {config.host}:{config.metrics_port}: "
+                    f"{exc.strerror or exc} (--metrics-port in use?)"
+                ) from exc
     except BaseException:
         await server.stop(None)
         if store is not None:

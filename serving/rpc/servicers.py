@@ -1,6 +1,11 @@
 """The gRPC servicers: one class per service, one method per RPC, each converting protobuf to
 domain objects and delegating to ``serving.rpc.handlers``. Every exception goes through
 ``serving.rpc.status.status_for`` (nothing escapes as UNKNOWN) and is counted by method and code.
+
+Methods are typed with the generated messages (``targeting_pb2.TargetImageRequest``...) and
+``grpc.aio.ServicerContext``, so mypy checks them against the ``.pyi`` stubs. A request that
+is not a valid message (``serving.rpc.malformed``) reaches them as ``MalformedRequest`` and is
+refused as INVALID_ARGUMENT with one log line.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -24,6 +30,7 @@ from serving._proto.onscreen.v1 import (
     targeting_pb2_grpc,
     vision_pb2,
     vision_pb2_grpc,
+    visual_search_pb2,
     visual_search_pb2_grpc,
 )
 from serving.rpc import proto_convert as pc
@@ -42,6 +49,7 @@ from serving.rpc.handlers import (
     scan_video,
     target_image,
 )
+from serving.rpc.malformed import MalformedRequest
 from serving.rpc.status import status_for
 from vision.errors import (
     FailedPrecondition,
@@ -49,10 +57,10 @@ from vision.errors import (
     NotFound,
     Unimplemented,
 )
-from vision.image_decode import decode_image
-from vision.types import Frame
 
 log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # --- servicers -----------------------------------------------------------------------------------
 
@@ -62,13 +70,15 @@ async def _observing(
     core: ServerCore, method: str, context: grpc.aio.ServicerContext
 ) -> AsyncIterator[None]:
     """Around one RPC: any exception becomes its status code (through ``status_for``), and the
-    call is counted by method and code with its latency, whatever happened."""
+    call is counted by method and code with its latency, whatever happened. A call cancelled
+    because its deadline passed is counted as DEADLINE_EXCEEDED, not CANCELLED."""
     started = time.perf_counter()
     code = "OK"
     try:
         yield
     except asyncio.CancelledError:
-        code = "CANCELLED"
+        remaining = context.time_remaining()
+        code = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
         raise
     except grpc.aio.AbortError:
         code = _code_name(context)
@@ -81,26 +91,43 @@ async def _observing(
         core.metrics.observe_request(method, code, time.perf_counter() - started)
 
 
-def _observed(method: str, *, streaming: bool = False) -> Callable:
-    """Wrap an RPC method (unary or server-streaming) in ``_observing``."""
+def _refuse_malformed(method: str, request: object, context: grpc.aio.ServicerContext) -> None:
+    if isinstance(request, MalformedRequest):
+        log.warning("%s from %s: %s", method, context.peer(), request.message)
+        raise InvalidArgument(request.message)
 
-    def wrap(fn: Callable) -> Callable:
+
+async def _checked(
+    method: str, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext
+) -> AsyncIterator[Any]:
+    """A request stream that raises InvalidArgument at the first malformed message."""
+    async for req in requests:
+        _refuse_malformed(method, req, context)
+        yield req
+
+
+def _observed(method: str, *, streaming: bool = False) -> Callable[[F], F]:
+    """Wrap an RPC method (unary, or bidi-streaming) in ``_observing``; malformed messages are
+    refused there as INVALID_ARGUMENT."""
+
+    def wrap(fn: F) -> F:
         if streaming:
 
             @functools.wraps(fn)
-            async def stream_wrapper(self, request, context):  # noqa: ANN001, ANN202
+            async def stream_wrapper(self, request_iterator, context):  # noqa: ANN001, ANN202
                 async with _observing(self.core, method, context):
-                    async for msg in fn(self, request, context):
+                    async for msg in fn(self, _checked(method, request_iterator, context), context):
                         yield msg
 
-            return stream_wrapper
+            return stream_wrapper  # type: ignore[return-value]
 
         @functools.wraps(fn)
         async def unary_wrapper(self, request, context):  # noqa: ANN001, ANN202
             async with _observing(self.core, method, context):
+                _refuse_malformed(method, request, context)
                 return await fn(self, request, context)
 
-        return unary_wrapper
+        return unary_wrapper  # type: ignore[return-value]
 
     return wrap
 
@@ -111,13 +138,25 @@ def _code_name(context: grpc.aio.ServicerContext) -> str:
 
 
 class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
-    """onscreen.v1.Targeting: converts messages and delegates to the functions above."""
+    """onscreen.v1.Targeting: converts messages and delegates to ``serving.rpc.handlers``."""
 
     def __init__(self, core: ServerCore) -> None:
         self.core = core
 
     @_observed("TargetImage")
-    async def TargetImage(self, request, context):  # noqa: ANN001, ANN201, N802
+    async def TargetImage(  # noqa: N802
+        self, request: targeting_pb2.TargetImageRequest, context: grpc.aio.ServicerContext
+    ) -> targeting_pb2.TargetImageResponse:
+        # options the server cannot honour are refused before any pixel is decoded
+        if request.similar_items_count < 0:
+            raise InvalidArgument(
+                f"similar_items_count must be >= 0, got {request.similar_items_count}"
+            )
+        if request.similar_items_count:
+            raise Unimplemented(
+                "similar_items_count: the visual search catalog comes in a later release; "
+                "send 0 for now"
+            )
         placements, facts, version = await target_image(
             self.core,
             request.image,
@@ -126,11 +165,6 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
             max_placements=request.max_placements,
             deadline=deadline_of(context),
         )
-        if request.similar_items_count:
-            raise Unimplemented(
-                "similar_items_count: the visual search catalog comes in a later release; "
-                "send 0 for now"
-            )
         response = targeting_pb2.TargetImageResponse(
             placements=pc.placements_to_proto(placements), rules_version=version
         )
@@ -139,7 +173,11 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
         return response
 
     @_observed("ScanVideo", streaming=True)
-    async def ScanVideo(self, request_iterator, context):  # noqa: ANN001, ANN201, N802
+    async def ScanVideo(  # noqa: N802
+        self,
+        request_iterator: AsyncIterator[targeting_pb2.ScanVideoRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[targeting_pb2.ScanVideoResponse]:
         requests = aiter(request_iterator)
         first = await anext(requests, None)
         if first is None or first.WhichOneof("message") != "start":
@@ -148,8 +186,9 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
             )
         start = first.start
         engine = self.core.engine()
+        snapshot = engine.targeter.snapshot
         media_id = check_media_id(start.media_id)
-        wanted = check_campaign_filter(list(start.campaign_ids), engine)
+        wanted = check_campaign_filter(list(start.campaign_ids), snapshot)
         if start.store and self.core.store is None:
             raise FailedPrecondition(
                 "store=true, but this server has no placement store: start it with --store PATH"
@@ -158,38 +197,41 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
         source = start.WhichOneof("source")
         tmp: Path | None = None
         try:
+            root = self.core.config.media_root
             if source == "media_root_path":
-                path = resolve_media_path(self.core.config.media_root, start.media_root_path)
+                path = resolve_media_path(root, start.media_root_path)
                 received = 0
+                names = {str(path): start.media_root_path}
             elif source == "upload":
                 tmp = Path(tempfile.mkdtemp(prefix=UPLOAD_DIR_PREFIX))
                 path = await receive_upload(requests, start.upload, tmp)
                 received = start.upload.size_bytes
+                names = {str(path): start.upload.filename or "the upload", str(tmp): "<upload>"}
             else:
                 raise InvalidArgument("ScanVideo start needs a source: media_root_path or upload")
+            if root is not None:
+                names[str(root.resolve())] = "<media root>"
+                names[str(root)] = "<media root>"
             async for event in scan_video(
-                self.core, path, media_id, wanted=wanted, store=start.store,
-                include_facts=start.include_facts, deadline=deadline, received_bytes=received,
+                self.core, path, media_id, server_names=names, wanted=wanted, snapshot=snapshot,
+                store=start.store, include_facts=start.include_facts, deadline=deadline,
+                received_bytes=received,
             ):  # fmt: skip
-                if event.kind == "progress":
-                    yield targeting_pb2.ScanVideoResponse(progress=event.value)
-                elif event.kind == "facts":
-                    yield targeting_pb2.ScanVideoResponse(facts=pc.facts_to_proto(event.value))
-                elif event.kind == "placement":
-                    yield targeting_pb2.ScanVideoResponse(
-                        placement=pc.placement_to_proto(event.value)
-                    )
-                else:
-                    yield targeting_pb2.ScanVideoResponse(summary=event.value)
+                yield pc.scan_event_to_proto(event)
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
 
     @_observed("TargetStream", streaming=True)
-    async def TargetStream(self, request_iterator, context):  # noqa: ANN001, ANN201, N802
+    async def TargetStream(  # noqa: N802
+        self,
+        request_iterator: AsyncIterator[targeting_pb2.TargetStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[targeting_pb2.TargetStreamResponse]:
         streams: dict[str, LiveStream] = {}
         async for req in request_iterator:
             engine = self.core.engine()
+            snapshot = engine.targeter.snapshot  # one snapshot for this message's frame and close
             sid = check_media_id(req.stream_id, what="stream_id")
             stream = streams.get(sid)
             if stream is None:
@@ -197,7 +239,7 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
                     raise InvalidArgument(
                         f"more than {MAX_STREAMS_PER_CALL} streams in one call: open another call"
                     )
-                wanted = check_campaign_filter(list(req.campaign_ids), engine)
+                wanted = check_campaign_filter(list(req.campaign_ids), snapshot)
                 stream = streams[sid] = LiveStream(sid, wanted)
             if req.jpeg:
                 if not (req.t_s >= 0 and np.isfinite(req.t_s)):
@@ -209,11 +251,10 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
                         f"stream {sid!r}: t_s went from {stream.last_t} to {req.t_s}; "
                         "frame times must increase"
                     )
-                image = await asyncio.to_thread(
-                    decode_image, req.jpeg, f"stream {sid!r} frame at {req.t_s:.3f} s"
-                )
-                frame = Frame(media_id=sid, t=req.t_s, image=image, reason="interval")
-                facts = await engine.batcher.submit(frame, deadline_of(context))
+                facts = await analyze_image(
+                    self.core, req.jpeg, sid, deadline_of(context), snapshot, t=req.t_s,
+                    source=f"stream {sid!r} frame at {req.t_s:.3f} s",
+                )  # fmt: skip
                 stream.timeline.append(facts)
                 stream.last_t = req.t_s
             elif not req.end_of_stream:
@@ -221,7 +262,7 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
                     f"stream {sid!r}: a message needs a jpeg frame or end_of_stream"
                 )
             closed, decided = close_segments(
-                engine, stream, self.core.today(), final=req.end_of_stream
+                engine, stream, self.core.today(), snapshot, final=req.end_of_stream
             )
             if closed or req.end_of_stream:
                 yield targeting_pb2.TargetStreamResponse(
@@ -232,16 +273,20 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
             if req.end_of_stream:
                 del streams[sid]
         # the client half-closed: whatever is still open closes now
+        engine = self.core.engine()
+        snapshot = engine.targeter.snapshot
         for sid, stream in streams.items():
             closed, decided = close_segments(
-                self.core.engine(), stream, self.core.today(), final=True
+                engine, stream, self.core.today(), snapshot, final=True
             )
             yield targeting_pb2.TargetStreamResponse(
                 stream_id=sid, placements=pc.placements_to_proto(closed), decided_until_s=decided
             )
 
     @_observed("LookupPlacements")
-    async def LookupPlacements(self, request, context):  # noqa: ANN001, ANN201, N802
+    async def LookupPlacements(  # noqa: N802
+        self, request: targeting_pb2.LookupPlacementsRequest, context: grpc.aio.ServicerContext
+    ) -> targeting_pb2.LookupPlacementsResponse:
         store = self.core.store
         if store is None:
             raise FailedPrecondition(
@@ -267,18 +312,23 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
 
 
 class VisionServicer(vision_pb2_grpc.VisionServicer):
-    """onscreen.v1.Vision: the models alone, no rules."""
+    """onscreen.v1.Vision: the models alone, no campaigns (logos are the served rules' brands)."""
 
     def __init__(self, core: ServerCore) -> None:
         self.core = core
 
     @_observed("Analyze")
-    async def Analyze(self, request, context):  # noqa: ANN001, ANN201, N802
+    async def Analyze(  # noqa: N802
+        self, request: vision_pb2.AnalyzeRequest, context: grpc.aio.ServicerContext
+    ) -> vision_pb2.AnalyzeResponse:
         media_id = check_media_id(request.media_id, required=False)
-        facts = await analyze_image(self.core, request.image, media_id, deadline_of(context))
+        engine = self.core.engine()
+        facts = await analyze_image(
+            self.core, request.image, media_id, deadline_of(context), engine.targeter.snapshot
+        )
         return vision_pb2.AnalyzeResponse(
             facts=pc.facts_to_proto(facts, include_embedding=request.include_embedding),
-            models=self.core.engine().models(),
+            models=engine.models(),
         )
 
 
@@ -295,13 +345,19 @@ class VisualSearchServicer(visual_search_pb2_grpc.VisualSearchServicer):
         self.core = core
 
     @_observed("SimilarItems")
-    async def SimilarItems(self, request, context):  # noqa: ANN001, ANN201, N802
+    async def SimilarItems(  # noqa: N802
+        self, request: visual_search_pb2.SimilarItemsRequest, context: grpc.aio.ServicerContext
+    ) -> visual_search_pb2.SimilarItemsResponse:
         raise Unimplemented(_CATALOG_LATER)
 
     @_observed("UpsertItems")
-    async def UpsertItems(self, request, context):  # noqa: ANN001, ANN201, N802
+    async def UpsertItems(  # noqa: N802
+        self, request: visual_search_pb2.UpsertItemsRequest, context: grpc.aio.ServicerContext
+    ) -> visual_search_pb2.UpsertItemsResponse:
         raise Unimplemented(_CATALOG_LATER)
 
     @_observed("DeleteItems")
-    async def DeleteItems(self, request, context):  # noqa: ANN001, ANN201, N802
+    async def DeleteItems(  # noqa: N802
+        self, request: visual_search_pb2.DeleteItemsRequest, context: grpc.aio.ServicerContext
+    ) -> visual_search_pb2.DeleteItemsResponse:
         raise Unimplemented(_CATALOG_LATER)

@@ -11,7 +11,7 @@ import pytest
 from serving.client import ClientError, OnscreenClient
 from serving.commands.cli import main
 from targeting.types import Placement
-from tests.conftest import read_rgb
+from tests.conftest import REPO, read_rgb
 from tests.serving.rpc.grpc_fixtures import ServerThread, jpeg, local_config, with_logo, write_rules
 
 
@@ -100,3 +100,53 @@ def test_health_of_a_server_that_is_not_there_is_a_one_line_error(capsys) -> Non
     assert main(["health", "--server", f"127.0.0.1:{port}", "--timeout", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "UNAVAILABLE" in err[0]
+
+
+def test_defaults_need_no_ids(client, served) -> None:
+    import hashlib
+
+    from serving.scan_events import ScanEvent, ScanProgress, ScanSummary
+
+    data = (served["root"] / "pin.jpg").read_bytes()
+    result = client.target_image(data)  # no media_id: reported under the image's sha256
+    assert result.placements
+    assert {p.media for p in result.placements} == {hashlib.sha256(data).hexdigest()}
+    events = list(client.scan_path("clip.mp4"))  # no media_id: the path names the media
+    assert all(isinstance(e, ScanEvent) for e in events)
+    assert isinstance(events[-1].summary, ScanSummary) and events[-1].summary.keyframes >= 6
+    assert any(isinstance(e.progress, ScanProgress) for e in events)
+    assert {e.placement.media for e in events if e.placement} == {"clip.mp4"}
+
+
+def test_scan_event_carries_exactly_one_thing() -> None:
+    from serving.scan_events import ScanEvent, ScanProgress, ScanSummary
+
+    with pytest.raises(ValueError, match="exactly one thing, got 0"):
+        ScanEvent()
+    progress = ScanProgress(1.0, 2.0, 3)
+    assert ScanEvent(progress=progress).progress is progress
+    with pytest.raises(ValueError, match="exactly one thing, got 2"):
+        ScanEvent(progress=progress, summary=ScanSummary(1.0, 1, 0, False, 0.1, "v"))
+
+
+def test_the_example_client_deadline_fits_a_cpu_host(served, capsys) -> None:
+    """examples/ad_server_client.py as written: its deadline must not always expire here."""
+    import runpy
+    import sys
+
+    argv = sys.argv
+    sys.argv = [
+        "ad_server_client.py",
+        str(served["root"] / "pin.jpg"),
+        "--server",
+        served["address"],
+    ]
+    try:
+        with pytest.raises(SystemExit) as info:
+            runpy.run_path(str(REPO / "examples" / "ad_server_client.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+    assert info.value.code == 0
+    out = capsys.readouterr()
+    assert "DEADLINE_EXCEEDED" not in out.err
+    assert "pin.jpg: rival-conquest" in out.out

@@ -371,18 +371,24 @@ def _bad_requests(world) -> list:
          "100000x100000 = 10000 MP, over the 50 MP limit"),
         ("gif", T(image=b"GIF89a" + b"\x00" * 100, media_id="a"), "INVALID_ARGUMENT", "GIF images are not accepted"),
         ("over 20 MiB", T(image=b"\xff\xd8\xff" + b"\x00" * (20 * 2**20 + 10), media_id="a"),
-         "INVALID_ARGUMENT", "over the 21.0 MB limit"),
+         "INVALID_ARGUMENT", "over the 20971520-byte limit"),
         ("over the message limit", T(image=b"\x00" * (MAX_IMAGE_MESSAGE_BYTES + 10), media_id="a"),
          "RESOURCE_EXHAUSTED", "larger than max"),
-        ("missing media id", T(image=pin), "INVALID_ARGUMENT", "media_id is required"),
+        ("media id too long", T(image=pin, media_id="x" * 1025), "INVALID_ARGUMENT",
+         "media_id is 1025 characters, over the 1024 limit"),
         ("unknown campaign", T(image=pin, media_id="a", campaign_ids=["nope"]), "INVALID_ARGUMENT",
          "unknown campaign id(s) nope"),
         ("max placements", T(image=pin, media_id="a", max_placements=-1), "INVALID_ARGUMENT",
          "max_placements must be in 0..1000"),
+        ("negative similar items", T(image=pin, similar_items_count=-1), "INVALID_ARGUMENT",
+         "similar_items_count must be >= 0, got -1"),
+        # checked before the image is decoded: garbage bytes do not hide it
+        ("similar items", T(image=b"junk", similar_items_count=3), "UNIMPLEMENTED",
+         "similar_items_count: the visual search catalog comes in a later release"),
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("case", range(10))
+@pytest.mark.parametrize("case", range(12))
 def test_bad_images_get_their_exact_code_and_the_server_goes_on(world, targeting, case) -> None:
     name, req, code, message = _bad_requests(world)[case]
     got, details = code_of(lambda: targeting.TargetImage(req, timeout=30))
@@ -631,3 +637,177 @@ def test_serve_command_refuses_bad_rules_before_loading_models(tmp_path) -> None
     )  # fmt: skip
     assert proc.returncode == 2
     assert "x.yaml" in proc.stderr and "nobody" in proc.stderr
+
+
+# --- malformed messages, default ids, client-facing messages, deadline metrics ----------------
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out += bytes([b | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def _bad_utf8(desc) -> bytes | None:  # noqa: ANN001
+    """A message of type ``desc`` whose first reachable string field holds invalid UTF-8."""
+    from google.protobuf.descriptor import FieldDescriptor as FD
+
+    for f in desc.fields:
+        if f.type == FD.TYPE_STRING:
+            return _varint(f.number << 3 | 2) + _varint(2) + b"\xff\xfe"
+        if f.type == FD.TYPE_MESSAGE:
+            inner = _bad_utf8(f.message_type)
+            if inner is not None:
+                return _varint(f.number << 3 | 2) + _varint(len(inner)) + inner
+    return None
+
+
+def _truncated(desc) -> bytes:  # noqa: ANN001
+    """A length-delimited field that claims 100 bytes and carries 10."""
+    from google.protobuf.descriptor import FieldDescriptor as FD
+
+    f = next(f for f in desc.fields if f.type in (FD.TYPE_STRING, FD.TYPE_BYTES, FD.TYPE_MESSAGE))
+    return _varint(f.number << 3 | 2) + _varint(100) + b"x" * 10
+
+
+ALL_METHODS = [
+    (service, m)
+    for pb in (targeting_pb2, vision_pb2, visual_search_pb2)
+    for service in pb.DESCRIPTOR.services_by_name.values()
+    for m in service.methods
+]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "bad utf-8"])
+@pytest.mark.parametrize("service, method", ALL_METHODS, ids=lambda x: getattr(x, "name", ""))
+def test_malformed_messages_are_invalid_argument_with_one_log_line(
+    channel, service, method, kind, caplog
+) -> None:
+    desc = method.input_type
+    raw = {
+        "garbage": b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+        "truncated": _truncated(desc),
+        "bad utf-8": _bad_utf8(desc),
+    }[kind]
+    assert raw is not None
+    path = f"/{service.full_name}/{method.name}"
+    if method.client_streaming:
+        call = channel.stream_stream(path)
+        run = lambda: list(call(iter([raw]), timeout=10))  # noqa: E731
+    else:
+        unary = channel.unary_unary(path)
+        run = lambda: unary(raw, timeout=10)  # noqa: E731
+    caplog.clear()
+    code, details = code_of(run)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    assert f"not a valid {desc.full_name} message" in details
+    mine = [r for r in caplog.records if desc.full_name in r.getMessage()]
+    assert len(mine) == 1 and mine[0].exc_info is None
+    assert not [r for r in caplog.records if r.exc_info], "no traceback is logged"
+    assert health_status(channel) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_target_image_without_a_media_id_reports_under_the_images_sha256(world, targeting) -> None:
+    import hashlib
+
+    resp = targeting.TargetImage(targeting_pb2.TargetImageRequest(image=world["pin"]), timeout=30)
+    digest = hashlib.sha256(world["pin"]).hexdigest()
+    assert resp.placements and {p.media_id for p in resp.placements} == {digest}
+
+
+def test_scan_errors_name_the_requests_path_never_a_server_path(world, targeting) -> None:
+    (world["media"] / "sub").mkdir(exist_ok=True)
+    (world["media"] / "sub" / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 999)
+    start = targeting_pb2.ScanVideoStart(media_id="b", media_root_path="sub/broken.mp4")
+    code, details = code_of(lambda: _scan(targeting, start))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    assert "sub/broken.mp4" in details
+    assert str(world["media"]) not in details and str(world["root"]) not in details
+    data = b"not a video at all" * 100
+    upload = targeting_pb2.ScanVideoUpload(size_bytes=len(data), filename="mine.mp4")
+    start = targeting_pb2.ScanVideoStart(media_id="u", upload=upload)
+    code, details = code_of(lambda: _scan(targeting, start, [data]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+    assert "mine.mp4" in details
+    assert "onscreen-upload-" not in details and "/tmp" not in details, details
+
+
+def test_a_deadline_that_fires_mid_call_is_counted_as_deadline_exceeded(
+    world, server, targeting
+) -> None:
+    sample = server.metrics.registry.get_sample_value
+    labels = {"method": "ScanVideo", "code": "DEADLINE_EXCEEDED"}
+    before = sample("onscreen_requests_total", labels) or 0.0
+    start = targeting_pb2.ScanVideoStart(media_id="slow", media_root_path="clip.mp4")
+    req = iter([targeting_pb2.ScanVideoRequest(start=start)])
+    code, _ = code_of(lambda: list(targeting.ScanVideo(req, timeout=0.3)))
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED
+    deadline = time.monotonic() + 10
+    while (sample("onscreen_requests_total", labels) or 0.0) <= before:
+        assert time.monotonic() < deadline, "the call was not counted as DEADLINE_EXCEEDED"
+        time.sleep(0.05)
+    assert not sample("onscreen_requests_total", {"method": "ScanVideo", "code": "CANCELLED"})
+
+
+# --- the README's grpcurl lines, as grpcurl runs them: JSON -> reflection -> the wire ---------
+
+
+def _readme_grpcurl(method: str) -> str:
+    lines = [
+        line for line in (REPO / "README.md").read_text().splitlines()
+        if "grpcurl" in line and line.rstrip().endswith(method)
+    ]  # fmt: skip
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def _grpcurl(channel, method: str, payload: str) -> dict:  # noqa: ANN001
+    """What ``grpcurl -d PAYLOAD ADDRESS METHOD`` does: look the types up by reflection, parse
+    the JSON into the request type, send it, print the response as JSON."""
+    from google.protobuf import descriptor_pool, json_format, message_factory
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
+        ProtoReflectionDescriptorDatabase,
+    )
+
+    pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+    service, name = method.rsplit("/", 1)
+    m = pool.FindServiceByName(service).FindMethodByName(name)
+    req_cls = message_factory.GetMessageClass(m.input_type)
+    resp_cls = message_factory.GetMessageClass(m.output_type)
+    request = json_format.Parse(payload, req_cls())
+    call = channel.unary_unary(
+        f"/{service}/{name}",
+        request_serializer=lambda r: r.SerializeToString(),
+        response_deserializer=resp_cls.FromString,
+    )
+    return json_format.MessageToDict(call(request, timeout=30))
+
+
+def test_readme_grpcurl_target_image_works_as_written(world, channel, tmp_path) -> None:
+    line = _readme_grpcurl("onscreen.v1.Targeting/TargetImage")
+    producer, _, consumer = line.partition("| grpcurl")
+    assert "-d @" in consumer and "media_id" not in line  # JSON on stdin, no id needed
+    (tmp_path / "examples" / "media").mkdir(parents=True)
+    (tmp_path / "examples" / "media" / "pin-coffee.jpg").write_bytes(world["pin"])
+    payload = subprocess.run(
+        ["bash", "-c", producer], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+    assert len(payload) > 128 * 1024  # over what one argv string may hold (MAX_ARG_STRLEN)
+    out = _grpcurl(channel, "onscreen.v1.Targeting/TargetImage", payload)
+    assert "rival-conquest" in {p["campaignId"] for p in out["placements"]}
+    assert out["rulesVersion"]
+
+
+def test_readme_grpcurl_lookup_payload_parses(world, channel, targeting) -> None:
+    line = _readme_grpcurl("onscreen.v1.Targeting/LookupPlacements")
+    payload = line.split("-d '", 1)[1].split("'", 1)[0]
+    start = targeting_pb2.ScanVideoStart(
+        media_id="demo.mp4", media_root_path="clip.mp4", store=True
+    )
+    _scan(targeting, start)
+    out = _grpcurl(channel, "onscreen.v1.Targeting/LookupPlacements", payload)
+    assert "scannedAt" in out  # found (t_s 7 is after this 6 s clip: no placement covers it)
+    assert {p["mediaId"] for p in out.get("placements", [])} <= {"demo.mp4"}

@@ -41,7 +41,9 @@ class TargetImageRequest(_message.Message):
     image: _builtins.bytes
     """The encoded image: JPEG, PNG or WebP, at most 20 MiB and 50 megapixels."""
     media_id: _builtins.str
-    """The id placements are reported under (the pin's id); required."""
+    """The id placements are reported under (the pin's id); optional: when empty, placements are
+    reported under the image bytes' sha256 (64 lower-case hex digits).
+    """
     max_placements: _builtins.int
     """Return at most this many placements, best rank first; 0 means the server's default."""
     include_facts: _builtins.bool
