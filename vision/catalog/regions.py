@@ -86,8 +86,8 @@ def salient_regions(image: np.ndarray, max_regions: int = MAX_REGIONS) -> list[R
     sal = contrast_saliency(image)
     if float(sal.max()) < MIN_SALIENT_CONTRAST:
         return []  # nothing differs from the background enough to be an object
-    mask = (sal >= SALIENCY_THRESHOLD * float(sal.mean())).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # drop specks
+    above = (sal >= SALIENCY_THRESHOLD * float(sal.mean())).astype(np.uint8)
+    mask = cv2.morphologyEx(above, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))  # drop specks
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     sh, sw = sal.shape
     regions: list[Region] = []
