@@ -8,7 +8,7 @@ snapshots). Modules: ``items`` (the JSONL contract), ``index`` (FAISS), ``filter
 ``Catalog`` that ties them together), ``regions`` (shop-the-look regions), ``tags``
 (attribute tags).
 
-Importing this package loads FAISS and numpy, never a model framework.
+Importing this package loads FAISS, numpy and OpenCV, never a model framework.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from vision.catalog.filters import CatalogFilter
 from vision.catalog.index import IndexConfig
 from vision.catalog.items import CatalogFile, CatalogItem, parse_catalog_lines, read_catalog_file
 from vision.catalog.query import RegionHits, SearchHit
+from vision.catalog.regions import Region, propose_regions, shop_the_look
 from vision.catalog.store import Catalog, CatalogStats, VisualModel
+from vision.catalog.tags import TagVocabulary, TextModel, tags_from_scores, zero_shot_tags
 
 __all__ = [
     "Catalog",
@@ -26,9 +28,16 @@ __all__ = [
     "CatalogItem",
     "CatalogStats",
     "IndexConfig",
+    "Region",
     "RegionHits",
     "SearchHit",
+    "TagVocabulary",
+    "TextModel",
     "VisualModel",
     "parse_catalog_lines",
+    "propose_regions",
     "read_catalog_file",
+    "shop_the_look",
+    "tags_from_scores",
+    "zero_shot_tags",
 ]

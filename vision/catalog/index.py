@@ -127,6 +127,7 @@ class VectorIndex:
         self._index: Any = faiss.IndexIDMap2(self._make_inner(dim, kind, config))
         self._live = np.zeros(1024, dtype=bool)
         self._n_live = 0
+        self._live_bitmap: np.ndarray | None = None  # packed self._live, rebuilt after writes
 
     @staticmethod
     def _make_inner(dim: int, kind: IndexKind, config: IndexConfig) -> Any:
@@ -202,6 +203,7 @@ class VectorIndex:
         if not self._index.is_trained:
             self._index.train(x)  # sq8: learns each dimension's range from these vectors
         self._index.add_with_ids(x, ids)
+        self._live_bitmap = None
         self._live[ids] = True
         self._n_live += len(ids)
 
@@ -217,6 +219,7 @@ class VectorIndex:
         if self.kind == "flat":
             self._index.remove_ids(faiss.IDSelectorBatch(len(ids), faiss.swig_ptr(ids)))
         self._live[ids] = False
+        self._live_bitmap = None
         self._n_live -= len(ids)
         return len(ids)
 
@@ -259,7 +262,12 @@ class VectorIndex:
             params = faiss.SearchParameters()
         bitmap = None
         if mask is not None:
-            bitmap = _bitmap(mask)
+            if allowed is None:  # tombstones only: the same bitmap for every query until a write
+                if self._live_bitmap is None:
+                    self._live_bitmap = _bitmap(self._live)
+                bitmap = self._live_bitmap
+            else:
+                bitmap = _bitmap(mask)
             params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
         scores, ids = self._index.search(q, k, params=params)
         del bitmap  # kept alive until here: the selector points into it
@@ -304,6 +312,7 @@ class VectorIndex:
             self._grow(int(live.max()))
             self._live[live] = True
         self._n_live = len(live)
+        self._live_bitmap = None
         stored = self.stored_ids()
         if not np.all(np.isin(live, stored)):
             raise ValueError("live ids missing from the serialized index")

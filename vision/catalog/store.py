@@ -173,6 +173,17 @@ class Catalog:
                     raise CatalogError(f"{self.path} is not a catalog (no MANIFEST.json)")
                 if readonly:
                     raise CatalogError(f"cannot create catalog {self.path} read-only")
+                leftovers = [
+                    p.name
+                    for p in self.path.iterdir()
+                    if p.name.startswith(("index-", "items-"))
+                    or (p.name.startswith("wal-") and p.stat().st_size > 0)
+                ]
+                if leftovers:  # data without its manifest is damage, not an empty catalog
+                    raise CatalogError(
+                        f"{self.path} holds catalog files ({', '.join(sorted(leftovers))}) but no "
+                        "MANIFEST.json: restore the directory rather than start over"
+                    )
                 manifest = self._initial_manifest(space_id, dim, config or IndexConfig())
             if manifest.space_id != space_id or manifest.dim != dim:
                 raise CatalogError(

@@ -156,6 +156,17 @@ def test_missing_catalog_is_an_error_unless_created(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(CatalogError, match=r"is not a catalog \(no MANIFEST.json\)"):
         _open(tmp_path / "empty")
+    _open(tmp_path / "empty", create=True).close()  # a crash before the first manifest
+
+
+def test_a_lost_manifest_is_not_silently_replaced_by_an_empty_catalog(cat: Catalog) -> None:
+    cat.save()
+    cat.close()
+    (cat.path / "MANIFEST.json").unlink()
+    with pytest.raises(
+        CatalogError, match="holds catalog files .*index-000001.faiss.* but no MANIFEST"
+    ):
+        _open(cat.path, create=True)
 
 
 @pytest.mark.parametrize("flt", [
