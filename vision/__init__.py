@@ -39,8 +39,8 @@ from vision.types import (
 )
 
 __all__ = [
-    "CatalogError",
     "Box",
+    "CatalogError",
     "ConceptScore",
     "DeadlineExceeded",
     "Detection",
