@@ -125,12 +125,15 @@ def run_size(n: int, args: argparse.Namespace) -> list[list[str]]:
     cases: list[tuple[str, VectorIndex, float, list[int | None]]] = [
         ("flat (exact)", flat, flat_s, [None])
     ]
-    sq8_flat, s = build("flat", "sq8", x, args.m, args.ef_construction)
-    cases.append(("flat sq8", sq8_flat, s, [None]))
-    hnsw, s = build("hnsw", "none", x, args.m, args.ef_construction)
-    cases.append((f"hnsw M={args.m}", hnsw, s, list(args.ef_search)))
-    hnsw_sq8, s = build("hnsw", "sq8", x, args.m, args.ef_construction)
-    cases.append((f"hnsw sq8 M={args.m}", hnsw_sq8, s, list(args.ef_search)))
+    if "flat-sq8" in args.cases:
+        sq8_flat, s = build("flat", "sq8", x, args.m, args.ef_construction)
+        cases.append(("flat sq8", sq8_flat, s, [None]))
+    if "hnsw" in args.cases:
+        hnsw, s = build("hnsw", "none", x, args.m, args.ef_construction)
+        cases.append((f"hnsw M={args.m}", hnsw, s, list(args.ef_search)))
+    if "hnsw-sq8" in args.cases:
+        hnsw_sq8, s = build("hnsw", "sq8", x, args.m, args.ef_construction)
+        cases.append((f"hnsw sq8 M={args.m}", hnsw_sq8, s, list(args.ef_search)))
     upsert_rate = upsert_throughput(x)
     for name, index, build_s, efs in cases:
         mem = len(index.to_bytes()) / n
@@ -183,6 +186,12 @@ def main() -> None:
         "--ef-search", type=lambda s: [int(v) for v in s.split(",")], default=[32, 64, 128]
     )
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--cases",
+        type=lambda v: v.split(","),
+        default=["flat-sq8", "hnsw", "hnsw-sq8"],
+        help="indexes beside exact flat: flat-sq8,hnsw,hnsw-sq8 (default all)",
+    )
     args = p.parse_args()
     THREADS = args.threads
     faiss.omp_set_num_threads(THREADS)
