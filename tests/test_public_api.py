@@ -11,7 +11,7 @@ import vision
 
 def test_vision_all() -> None:
     assert sorted(vision.__all__) == [
-        "Box", "ConceptScore", "DeadlineExceeded", "Detection", "FailedPrecondition", "Frame",
+        "Box", "CatalogError", "ConceptScore", "DeadlineExceeded", "Detection", "FailedPrecondition", "Frame",
         "FrameFacts", "InvalidArgument", "LogoMatch", "MediaError", "ModelError", "NotFound",
         "OnscreenError", "Overloaded", "PlacementStoreError", "RequestError", "RuleProblem",
         "RulesError", "SafetyFlag", "StartupError", "TextRead", "Unavailable", "Unimplemented",

@@ -7,6 +7,7 @@ that need models (importing this package loads no model and no torch).
 from __future__ import annotations
 
 from vision.errors import (
+    CatalogError,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -39,6 +40,7 @@ from vision.types import (
 
 __all__ = [
     "Box",
+    "CatalogError",
     "ConceptScore",
     "DeadlineExceeded",
     "Detection",

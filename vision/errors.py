@@ -15,6 +15,9 @@
     │   ├── Unavailable           still loading, or shutting down
     │   └── Unimplemented         in the contract, not served by this server
     ├── PlacementStoreError       a store file that is not ours, locked past the wait, read-only
+    ├── CatalogError              a catalog index directory or catalog file we cannot trust or use
+    │                             (another model's space, a torn snapshot, a corrupt log record,
+    │                             bad JSONL lines: ``problems`` lists them as line: message)
     ├── StartupError              the server cannot start (port in use, bad TLS file, bad key)
     └── ClientError               (serving.client) a call failed; ``code`` is the gRPC status
 
@@ -104,6 +107,20 @@ class Unimplemented(RequestError):
 class PlacementStoreError(OnscreenError):
     """The store file cannot be used: not a placement store, a newer schema, closed, read-only,
     or locked by another writer for longer than the store waits."""
+
+
+class CatalogError(OnscreenError):
+    """A visual-search catalog that cannot be used as it is: an index built by another model
+    (space id or dimension differ), a snapshot whose files fail the manifest's checksums, a
+    corrupt write-ahead-log record before the tail, or a catalog JSONL with bad lines.
+
+    ``problems`` holds one ``"line N: message"`` string per bad JSONL line (empty otherwise), so
+    a caller can report every bad line at once instead of the first one.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = list(problems or [])
+        super().__init__(message + "".join(f"\n  {p}" for p in self.problems))
 
 
 class StartupError(OnscreenError):
