@@ -24,37 +24,39 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18onscreen/v1/common.proto\x12\x0bonscreen.v1\"5\n\x03\x42ox\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\"r\n\tDetection\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.onscreen.v1.DetectionKind\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x1d\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x10.onscreen.v1.Box\"v\n\tLogoMatch\x12\r\n\x05\x62rand\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x1d\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x10.onscreen.v1.Box\x12,\n\x06method\x18\x04 \x01(\x0e\x32\x1c.onscreen.v1.LogoMatchMethod\"\x86\x01\n\nSafetyFlag\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12)\n\x06source\x18\x03 \x01(\x0e\x32\x19.onscreen.v1.SafetySource\x12\x1d\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x10.onscreen.v1.Box\x12\r\n\x05label\x18\x05 \x01(\t\"7\n\x0c\x43onceptScore\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"\xb9\x02\n\nFrameFacts\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x0b\n\x03t_s\x18\x02 \x01(\x01\x12\x11\n\tembedding\x18\x03 \x03(\x02\x12*\n\ndetections\x18\x04 \x03(\x0b\x32\x16.onscreen.v1.Detection\x12%\n\x05logos\x18\x05 \x03(\x0b\x32\x16.onscreen.v1.LogoMatch\x12\'\n\x06safety\x18\x06 \x03(\x0b\x32\x17.onscreen.v1.SafetyFlag\x12+\n\x08\x63oncepts\x18\x07 \x03(\x0b\x32\x19.onscreen.v1.ConceptScore\x12+\n\x06reason\x18\x08 \x01(\x0e\x32\x1b.onscreen.v1.KeyframeReason\x12\x10\n\x08width_px\x18\t \x01(\x05\x12\x11\n\theight_px\x18\n \x01(\x05\"\x88\x01\n\x06Reason\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.onscreen.v1.ReasonKind\x12\x0c\n\x04what\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0b\n\x03t_s\x18\x04 \x01(\x01\x12\x1d\n\x03\x62ox\x18\x05 \x01(\x0b\x32\x10.onscreen.v1.Box\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\xba\x01\n\tPlacement\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08media_id\x18\x02 \x01(\t\x12\x0f\n\x07start_s\x18\x03 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x04 \x01(\x01\x12\r\n\x05score\x18\x05 \x01(\x02\x12$\n\x07reasons\x18\x06 \x03(\x0b\x32\x13.onscreen.v1.Reason\x12\x12\n\nadvertiser\x18\x07 \x01(\t\x12\x0f\n\x07\x62id_cpm\x18\x08 \x01(\x01\x12\x0c\n\x04rank\x18\t \x01(\x05*\x97\x01\n\rDetectionKind\x12\x1e\n\x1a\x44\x45TECTION_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45TECTION_KIND_FACE\x10\x01\x12\x19\n\x15\x44\x45TECTION_KIND_SAFETY\x10\x02\x12\x17\n\x13\x44\x45TECTION_KIND_LOGO\x10\x03\x12\x19\n\x15\x44\x45TECTION_KIND_OBJECT\x10\x04*\x90\x01\n\x0fLogoMatchMethod\x12!\n\x1dLOGO_MATCH_METHOD_UNSPECIFIED\x10\x00\x12\x1e\n\x1aLOGO_MATCH_METHOD_FEATURES\x10\x01\x12\x1e\n\x1aLOGO_MATCH_METHOD_DETECTOR\x10\x02\x12\x1a\n\x16LOGO_MATCH_METHOD_CLIP\x10\x03*a\n\x0cSafetySource\x12\x1d\n\x19SAFETY_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SAFETY_SOURCE_DETECTOR\x10\x01\x12\x16\n\x12SAFETY_SOURCE_CLIP\x10\x02*\x83\x01\n\x0eKeyframeReason\x12\x1f\n\x1bKEYFRAME_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18KEYFRAME_REASON_INTERVAL\x10\x01\x12\x17\n\x13KEYFRAME_REASON_CUT\x10\x02\x12\x19\n\x15KEYFRAME_REASON_IMAGE\x10\x03*\xb7\x01\n\nReasonKind\x12\x1b\n\x17REASON_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13REASON_KIND_CONCEPT\x10\x01\x12\x13\n\x0fREASON_KIND_IAB\x10\x02\x12\x14\n\x10REASON_KIND_LOGO\x10\x03\x12\x14\n\x10REASON_KIND_FACE\x10\x04\x12\x17\n\x13REASON_KIND_EXAMPLE\x10\x05\x12\x19\n\x15REASON_KIND_EXCLUSION\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18onscreen/v1/common.proto\x12\x0bonscreen.v1\"5\n\x03\x42ox\x12\n\n\x02x0\x18\x01 \x01(\x02\x12\n\n\x02y0\x18\x02 \x01(\x02\x12\n\n\x02x1\x18\x03 \x01(\x02\x12\n\n\x02y1\x18\x04 \x01(\x02\"r\n\tDetection\x12(\n\x04kind\x18\x01 \x01(\x0e\x32\x1a.onscreen.v1.DetectionKind\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x1d\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x10.onscreen.v1.Box\"v\n\tLogoMatch\x12\r\n\x05\x62rand\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x1d\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x10.onscreen.v1.Box\x12,\n\x06method\x18\x04 \x01(\x0e\x32\x1c.onscreen.v1.LogoMatchMethod\"F\n\x08TextRead\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x1d\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x10.onscreen.v1.Box\"\x86\x01\n\nSafetyFlag\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12)\n\x06source\x18\x03 \x01(\x0e\x32\x19.onscreen.v1.SafetySource\x12\x1d\n\x03\x62ox\x18\x04 \x01(\x0b\x32\x10.onscreen.v1.Box\x12\r\n\x05label\x18\x05 \x01(\t\"7\n\x0c\x43onceptScore\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"\xde\x02\n\nFrameFacts\x12\x10\n\x08media_id\x18\x01 \x01(\t\x12\x0b\n\x03t_s\x18\x02 \x01(\x01\x12\x11\n\tembedding\x18\x03 \x03(\x02\x12*\n\ndetections\x18\x04 \x03(\x0b\x32\x16.onscreen.v1.Detection\x12%\n\x05logos\x18\x05 \x03(\x0b\x32\x16.onscreen.v1.LogoMatch\x12\'\n\x06safety\x18\x06 \x03(\x0b\x32\x17.onscreen.v1.SafetyFlag\x12+\n\x08\x63oncepts\x18\x07 \x03(\x0b\x32\x19.onscreen.v1.ConceptScore\x12+\n\x06reason\x18\x08 \x01(\x0e\x32\x1b.onscreen.v1.KeyframeReason\x12\x10\n\x08width_px\x18\t \x01(\x05\x12\x11\n\theight_px\x18\n \x01(\x05\x12#\n\x04text\x18\x0b \x03(\x0b\x32\x15.onscreen.v1.TextRead\"\x88\x01\n\x06Reason\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.onscreen.v1.ReasonKind\x12\x0c\n\x04what\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0b\n\x03t_s\x18\x04 \x01(\x01\x12\x1d\n\x03\x62ox\x18\x05 \x01(\x0b\x32\x10.onscreen.v1.Box\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\xba\x01\n\tPlacement\x12\x13\n\x0b\x63\x61mpaign_id\x18\x01 \x01(\t\x12\x10\n\x08media_id\x18\x02 \x01(\t\x12\x0f\n\x07start_s\x18\x03 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x04 \x01(\x01\x12\r\n\x05score\x18\x05 \x01(\x02\x12$\n\x07reasons\x18\x06 \x03(\x0b\x32\x13.onscreen.v1.Reason\x12\x12\n\nadvertiser\x18\x07 \x01(\t\x12\x0f\n\x07\x62id_cpm\x18\x08 \x01(\x01\x12\x0c\n\x04rank\x18\t \x01(\x05*\x97\x01\n\rDetectionKind\x12\x1e\n\x1a\x44\x45TECTION_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45TECTION_KIND_FACE\x10\x01\x12\x19\n\x15\x44\x45TECTION_KIND_SAFETY\x10\x02\x12\x17\n\x13\x44\x45TECTION_KIND_LOGO\x10\x03\x12\x19\n\x15\x44\x45TECTION_KIND_OBJECT\x10\x04*\x90\x01\n\x0fLogoMatchMethod\x12!\n\x1dLOGO_MATCH_METHOD_UNSPECIFIED\x10\x00\x12\x1e\n\x1aLOGO_MATCH_METHOD_FEATURES\x10\x01\x12\x1e\n\x1aLOGO_MATCH_METHOD_DETECTOR\x10\x02\x12\x1a\n\x16LOGO_MATCH_METHOD_CLIP\x10\x03*a\n\x0cSafetySource\x12\x1d\n\x19SAFETY_SOURCE_UNSPECIFIED\x10\x00\x12\x1a\n\x16SAFETY_SOURCE_DETECTOR\x10\x01\x12\x16\n\x12SAFETY_SOURCE_CLIP\x10\x02*\x83\x01\n\x0eKeyframeReason\x12\x1f\n\x1bKEYFRAME_REASON_UNSPECIFIED\x10\x00\x12\x1c\n\x18KEYFRAME_REASON_INTERVAL\x10\x01\x12\x17\n\x13KEYFRAME_REASON_CUT\x10\x02\x12\x19\n\x15KEYFRAME_REASON_IMAGE\x10\x03*\xb7\x01\n\nReasonKind\x12\x1b\n\x17REASON_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13REASON_KIND_CONCEPT\x10\x01\x12\x13\n\x0fREASON_KIND_IAB\x10\x02\x12\x14\n\x10REASON_KIND_LOGO\x10\x03\x12\x14\n\x10REASON_KIND_FACE\x10\x04\x12\x17\n\x13REASON_KIND_EXAMPLE\x10\x05\x12\x19\n\x15REASON_KIND_EXCLUSION\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'onscreen.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DETECTIONKIND']._serialized_start=1171
-  _globals['_DETECTIONKIND']._serialized_end=1322
-  _globals['_LOGOMATCHMETHOD']._serialized_start=1325
-  _globals['_LOGOMATCHMETHOD']._serialized_end=1469
-  _globals['_SAFETYSOURCE']._serialized_start=1471
-  _globals['_SAFETYSOURCE']._serialized_end=1568
-  _globals['_KEYFRAMEREASON']._serialized_start=1571
-  _globals['_KEYFRAMEREASON']._serialized_end=1702
-  _globals['_REASONKIND']._serialized_start=1705
-  _globals['_REASONKIND']._serialized_end=1888
+  _globals['_DETECTIONKIND']._serialized_start=1280
+  _globals['_DETECTIONKIND']._serialized_end=1431
+  _globals['_LOGOMATCHMETHOD']._serialized_start=1434
+  _globals['_LOGOMATCHMETHOD']._serialized_end=1578
+  _globals['_SAFETYSOURCE']._serialized_start=1580
+  _globals['_SAFETYSOURCE']._serialized_end=1677
+  _globals['_KEYFRAMEREASON']._serialized_start=1680
+  _globals['_KEYFRAMEREASON']._serialized_end=1811
+  _globals['_REASONKIND']._serialized_start=1814
+  _globals['_REASONKIND']._serialized_end=1997
   _globals['_BOX']._serialized_start=41
   _globals['_BOX']._serialized_end=94
   _globals['_DETECTION']._serialized_start=96
   _globals['_DETECTION']._serialized_end=210
   _globals['_LOGOMATCH']._serialized_start=212
   _globals['_LOGOMATCH']._serialized_end=330
-  _globals['_SAFETYFLAG']._serialized_start=333
-  _globals['_SAFETYFLAG']._serialized_end=467
-  _globals['_CONCEPTSCORE']._serialized_start=469
-  _globals['_CONCEPTSCORE']._serialized_end=524
-  _globals['_FRAMEFACTS']._serialized_start=527
-  _globals['_FRAMEFACTS']._serialized_end=840
-  _globals['_REASON']._serialized_start=843
-  _globals['_REASON']._serialized_end=979
-  _globals['_PLACEMENT']._serialized_start=982
-  _globals['_PLACEMENT']._serialized_end=1168
+  _globals['_TEXTREAD']._serialized_start=332
+  _globals['_TEXTREAD']._serialized_end=402
+  _globals['_SAFETYFLAG']._serialized_start=405
+  _globals['_SAFETYFLAG']._serialized_end=539
+  _globals['_CONCEPTSCORE']._serialized_start=541
+  _globals['_CONCEPTSCORE']._serialized_end=596
+  _globals['_FRAMEFACTS']._serialized_start=599
+  _globals['_FRAMEFACTS']._serialized_end=949
+  _globals['_REASON']._serialized_start=952
+  _globals['_REASON']._serialized_end=1088
+  _globals['_PLACEMENT']._serialized_start=1091
+  _globals['_PLACEMENT']._serialized_end=1277
 # @@protoc_insertion_point(module_scope)

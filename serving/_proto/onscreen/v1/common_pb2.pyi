@@ -291,6 +291,38 @@ class LogoMatch(_message.Message):
 Global___LogoMatch: _TypeAlias = LogoMatch  # noqa: Y015
 
 @_typing.final
+class TextRead(_message.Message):
+    """A line of on-screen text read by OCR (vision.types.TextRead)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    BOX_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The text as read, whitespace-trimmed (may be misread: match it with tolerance)."""
+    score: _builtins.float
+    """The recognizer's confidence, 0..1: the mean probability of the line's characters."""
+    @_builtins.property
+    def box(self) -> Global___Box:
+        """Where the line is, normalized (the bounds of its possibly rotated rectangle)."""
+
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        score: _builtins.float = ...,
+        box: Global___Box | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["box", b"box"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "score", b"score", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TextRead: _TypeAlias = TextRead  # noqa: Y015
+
+@_typing.final
 class SafetyFlag(_message.Message):
     """A brand-safety signal in a frame (vision.types.SafetyFlag)."""
 
@@ -378,6 +410,7 @@ class FrameFacts(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     WIDTH_PX_FIELD_NUMBER: _builtins.int
     HEIGHT_PX_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
     media_id: _builtins.str
     """The media the keyframe belongs to."""
     t_s: _builtins.float
@@ -410,6 +443,12 @@ class FrameFacts(_message.Message):
     def concepts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConceptScore]:
         """Top content categories, for display; targeting scores its own concepts from the embedding."""
 
+    @_builtins.property
+    def text(self) -> _containers.RepeatedCompositeFieldContainer[Global___TextRead]:
+        """On-screen text read by OCR, in reading order; empty when OCR is off. A keyframe between
+        two OCR reads of a shot carries the last read.
+        """
+
     def __init__(
         self,
         *,
@@ -423,10 +462,11 @@ class FrameFacts(_message.Message):
         reason: Global___KeyframeReason.ValueType = ...,
         width_px: _builtins.int = ...,
         height_px: _builtins.int = ...,
+        text: _abc.Iterable[Global___TextRead] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["concepts", b"concepts", "detections", b"detections", "embedding", b"embedding", "height_px", b"height_px", "logos", b"logos", "media_id", b"media_id", "reason", b"reason", "safety", b"safety", "t_s", b"t_s", "width_px", b"width_px"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["concepts", b"concepts", "detections", b"detections", "embedding", b"embedding", "height_px", b"height_px", "logos", b"logos", "media_id", b"media_id", "reason", b"reason", "safety", b"safety", "t_s", b"t_s", "text", b"text", "width_px", b"width_px"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
