@@ -4,7 +4,8 @@
 
 Frames are real photos (720p-ish, cover-cropped to 1280x720) with a pasted logo. CLIP runs with
 random weights: the same architecture and compute as the real ViT-B-32, so the speed is real.
-Prints frames/s per component and batch size, and the whole Analyzer's frames/s.
+Prints frames/s per component and batch size, and the whole Analyzer's frames/s; OCR (when its
+models are fetched) on the same frames, which hold no text but the logo's.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def main() -> int:
     from vision.analyze import Analyzer
     from vision.clip_embedder import ClipEmbedder
     from vision.detectors import DEFAULT_DETECTOR_IMGSZ, face_safety_detector
+    from vision.errors import WeightsError
     from vision.logo_matcher import LogoMatcher
     from vision.pipeline import DEFAULT_DETECTOR_CONF
     from vision.types import Frame
@@ -82,6 +84,13 @@ def main() -> int:
             [Frame("b", 0.0, im) for im in ims]
         ),
     }
+    try:
+        from vision.ocr import text_reader
+
+        ocr = text_reader(device=args.device)
+        comps[f"ocr PP-OCRv4 (det {ocr.det_max_side})"] = ocr.read_many
+    except WeightsError as exc:
+        print(f"ocr skipped: {exc}")
     print(
         f"analysis throughput, {len(images)} frames 1280x720, device {clip.device.name}, "
         f"torch {torch.__version__}, {os.cpu_count()} cpus, {platform.processor() or platform.machine()}"

@@ -1,9 +1,10 @@
 """FrameFacts as JSON (the ``onscreen analyze --json`` contract) and as a table for people.
 
-Shape per keyframe: ``faces``, ``logos``, ``safety``, ``concepts`` — each a list of objects with
-``score`` (and ``box``, normalized ``[x0, y0, x1, y1]``, where there is a box) — plus ``t``
-(seconds) and ``media``. Other detector classes go under ``objects``. Scores are rounded to 4
-places: more digits are noise and make diffs unreadable.
+Shape per keyframe: ``faces``, ``logos``, ``safety``, ``concepts``, ``text`` (OCR lines, with
+their ``text``) — each a list of objects with ``score`` (and ``box``, normalized ``[x0, y0, x1,
+y1]``, where there is a box) — plus ``t`` (seconds) and ``media``. Other detector classes go
+under ``objects``. Scores are rounded to 4 places: more digits are noise and make diffs
+unreadable.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def facts_table_rows(facts: Sequence[FrameFacts]) -> list[tuple[str, str, str, s
         items += [("logo", m.brand, m.score, m.box) for m in f.logos]
         items += [("safety", s.category, s.score, s.box) for s in f.safety]
         items += [("concept", f"{c.name} ({c.id})", c.score, None) for c in f.concepts]
+        items += [("text", repr(r.text), r.score, r.box) for r in f.text]
         if not items:
             rows.append((t, "-", "nothing found", "", ""))
         for what, label, score, box in items:

@@ -4,22 +4,44 @@ The analyzer owns no model-loading policy (that is ``vision.pipeline``): it take
 components exist and runs each one once per batch, so N frames cost one CLIP forward pass, one
 detector call and one logo-matching pass per batch instead of N of each. Frames stream through:
 a long video never sits in memory, only ``batch_size`` keyframes at a time.
+
+OCR is the one component that does not read every keyframe: it costs several times a CLIP pass
+on a CPU, and on-screen text stays up for seconds. It reads every still image, a video's first
+keyframe, every shot cut, and otherwise the first keyframe at least ``ocr_interval_s`` of media
+time after the last read (``ocr_due``). A keyframe in between carries the text of the last read
+of its media, which is of the same shot (a cut is always read), so a text fact holds across
+the keyframes of a shot instead of flickering on and off with the reading rate.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from vision.types import ConceptScore, Detection, Frame, FrameFacts, LogoMatch, SafetyFlag
+from vision.types import (
+    ConceptScore,
+    Detection,
+    Frame,
+    FrameFacts,
+    LogoMatch,
+    SafetyFlag,
+    TextRead,
+)
 
 DEFAULT_BATCH_SIZE = 16
 """Keyframes per model call: enough to fill a CPU's cores, small enough to bound latency."""
 DEFAULT_TOP_CONCEPTS = 5
 """Content categories kept per keyframe for display (targeting scores all it needs itself)."""
+DEFAULT_OCR_INTERVAL_S = 1.0
+"""Most seconds of media time between two OCR reads of one shot of a video: every second
+keyframe at the default 0.5 s keyframe interval (cuts and still images are always read)."""
+
+_TextMemory = dict[str, tuple[float, tuple[TextRead, ...]]]
+"""Per media id: the time (s) of its last OCR read and what that read found."""
 
 
 class ImageEmbedder(Protocol):
@@ -38,10 +60,24 @@ class ConceptRanker(Protocol):
     def top_k(self, embeddings: np.ndarray, k: int) -> list[list[ConceptScore]]: ...
 
 
+class TextFinder(Protocol):
+    def read_many(self, images: Sequence[np.ndarray]) -> list[list[TextRead]]: ...
+
+
 class SafetyFlagger(Protocol):
     def flags(
         self, embeddings: np.ndarray | None, detections: Sequence[Sequence[Detection]]
     ) -> list[tuple[SafetyFlag, ...]]: ...
+
+
+def ocr_due(frame: Frame, last_read_t: float | None, interval_s: float) -> bool:
+    """Whether OCR reads ``frame``: a still image, a shot cut, the first keyframe of its media
+    (``last_read_t`` None), or one at least ``interval_s`` seconds after the last read."""
+    return (
+        frame.reason in ("image", "cut")
+        or last_read_t is None
+        or frame.t - last_read_t >= interval_s
+    )
 
 
 @dataclass(frozen=True)
@@ -49,7 +85,9 @@ class Analyzer:
     """Runs the components it is given; a missing one (None) contributes nothing.
 
     ``clip`` embeds frames (needed by ``concepts`` and the CLIP part of ``safety``);
-    ``detector`` finds faces and safety boxes; ``logos`` matches reference logos.
+    ``detector`` finds faces and safety boxes; ``logos`` matches reference logos; ``ocr``
+    reads on-screen text on the keyframes ``ocr_due`` picks, ``ocr_interval_s`` (s, >= 0)
+    apart at most within a shot (see the module docstring).
     """
 
     clip: ImageEmbedder | None = None
@@ -59,26 +97,41 @@ class Analyzer:
     safety: SafetyFlagger | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     top_concepts: int = DEFAULT_TOP_CONCEPTS
+    ocr: TextFinder | None = None
+    ocr_interval_s: float = DEFAULT_OCR_INTERVAL_S
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not (math.isfinite(self.ocr_interval_s) and self.ocr_interval_s >= 0):
+            raise ValueError(
+                f"ocr_interval_s must be a finite time >= 0 s, got {self.ocr_interval_s!r}"
+            )
         if self.concepts is not None and self.clip is None:
             raise ValueError("concept ranking needs CLIP embeddings: pass clip= as well")
 
     def analyze(self, frames: Iterable[Frame]) -> Iterator[FrameFacts]:
-        """Yield one FrameFacts per frame, in order, computed a batch at a time."""
+        """Yield one FrameFacts per frame, in order, computed a batch at a time.
+
+        The OCR schedule spans the whole stream: its memory carries across batches."""
         batch: list[Frame] = []
+        memory: _TextMemory = {}
         for frame in frames:
             batch.append(frame)
             if len(batch) >= self.batch_size:
-                yield from self.analyze_batch(batch)
+                yield from self._analyze(batch, memory)
                 batch = []
         if batch:
-            yield from self.analyze_batch(batch)
+            yield from self._analyze(batch, memory)
 
     def analyze_batch(self, frames: Sequence[Frame]) -> list[FrameFacts]:
-        """All models over one batch of frames; the unit the gRPC micro-batcher calls."""
+        """All models over one batch of frames; the unit the gRPC micro-batcher calls.
+
+        The batch is its own stream for the OCR schedule: the first keyframe of each media in
+        it is read."""
+        return self._analyze(frames, {})
+
+    def _analyze(self, frames: Sequence[Frame], memory: _TextMemory) -> list[FrameFacts]:
         if not frames:
             return []
         images = [f.image for f in frames]
@@ -92,6 +145,7 @@ class Analyzer:
         safety: list[tuple[SafetyFlag, ...]] = [()] * n
         if self.safety is not None:
             safety = self.safety.flags(embeddings, detections)
+        text = self._read_text(frames, memory)
         return [
             FrameFacts(
                 media_id=f.media_id,
@@ -101,9 +155,32 @@ class Analyzer:
                 logos=tuple(logos[i]),
                 safety=tuple(safety[i]),
                 concepts=tuple(concepts[i]),
+                text=text[i],
                 reason=f.reason,
                 width=f.width,
                 height=f.height,
             )
             for i, f in enumerate(frames)
         ]
+
+    def _read_text(
+        self, frames: Sequence[Frame], memory: _TextMemory
+    ) -> list[tuple[TextRead, ...]]:
+        """OCR over the due frames in one batched call; the others carry their media's last
+        read (``memory``, updated here)."""
+        if self.ocr is None:
+            return [()] * len(frames)
+        last_t = {media: t for media, (t, _) in memory.items()}
+        due: list[int] = []
+        for i, f in enumerate(frames):
+            if ocr_due(f, last_t.get(f.media_id), self.ocr_interval_s):
+                due.append(i)
+                last_t[f.media_id] = f.t
+        reads = self.ocr.read_many([frames[i].image for i in due]) if due else []
+        fresh = dict(zip(due, reads, strict=True))
+        out: list[tuple[TextRead, ...]] = []
+        for i, f in enumerate(frames):
+            if i in fresh:
+                memory[f.media_id] = (f.t, tuple(fresh[i]))
+            out.append(memory[f.media_id][1])  # a media's first frame is always due
+        return out

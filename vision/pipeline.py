@@ -10,6 +10,8 @@ Policy, in one place so every entry point (CLI, batch scan, gRPC server) behaves
   debugging tool; detectors and logos still work). ``off``: no CLIP. No mode ever swaps in a
   random model silently.
 - Reference logos come from a brands directory when one is given.
+- OCR (``ocr=True``) loads the PP-OCRv4 models from the manifest (missing: a start-up error
+  naming the fetch command) and reads keyframes at most every ``ocr_interval_s`` per shot.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from vision.analyze import DEFAULT_BATCH_SIZE, Analyzer
+from vision.analyze import DEFAULT_BATCH_SIZE, DEFAULT_OCR_INTERVAL_S, Analyzer
 from vision.errors import WeightsError
 from vision.keyframes import KeyframeConfig
 
@@ -64,6 +66,8 @@ class PipelineConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     iab: bool = True
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
+    ocr: bool = False
+    ocr_interval_s: float = DEFAULT_OCR_INTERVAL_S
 
     def __post_init__(self) -> None:
         if self.clip not in CLIP_MODES:
@@ -171,6 +175,11 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
         iab_ids = tuple(index.vocabulary.ids)
         iab_matrix = index.matrix
     safety = SafetyScorer(clip)
+    ocr = None
+    if cfg.ocr:
+        from vision.ocr import text_reader
+
+        ocr = text_reader(device=cfg.device)
     analyzer = Analyzer(
         clip=clip,
         detector=detector,
@@ -178,5 +187,7 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
         concepts=concepts,
         safety=safety,
         batch_size=cfg.batch_size,
+        ocr=ocr,
+        ocr_interval_s=cfg.ocr_interval_s,
     )
     return Pipeline(analyzer, cfg, clip, meaningful, tuple(notices), iab_ids, iab_matrix)

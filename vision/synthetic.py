@@ -1,7 +1,8 @@
-"""Compositing a logo onto a real photo, with the exact box where it landed.
+"""Compositing a logo or a line of text onto a real photo, with the exact box where it landed.
 
 Why: the logo matcher's tests, the demo video builder and the logo detector's training data all
-need frames where a known logo sits at a known place. Pasting real reference logos onto real
+need frames where a known logo sits at a known place; OCR's tests and benchmark need known text
+at a known place and size (``render_text``). Pasting real reference logos onto real
 photos gives that ground truth for free; the returned box is the label.
 
 Conventions: images are ``(H, W, 3)`` uint8 **RGB**; a logo may be ``(h, w, 3)`` RGB or
@@ -18,6 +19,7 @@ Inputs are never mutated.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -36,6 +38,9 @@ MAX_ROTATION_DEG = 180.0
 BOX_ALPHA_THRESHOLD = 0.5
 """Opacity (0..1) above which a pasted pixel counts towards the box: faint anti-aliased fringes
 and drop shadows do not stretch the label beyond what a person would draw."""
+
+MIN_TEXT_SIZE_PX, MAX_TEXT_SIZE_PX = 6, 512
+"""Bounds of ``render_text``'s font size (em height) in pixels."""
 
 DEFAULT_JPEG_QUALITY = 85
 """Quality of :func:`jpeg_reencode`: the mild loss of a typical web image or video frame."""
@@ -146,6 +151,60 @@ def paste_logo(
     xs = np.flatnonzero(visible.any(axis=0))
     box = check_box((xs[0] / big_w, ys[0] / big_h, (xs[-1] + 1) / big_w, (ys[-1] + 1) / big_h))
     return image, box
+
+
+def render_text(
+    background: np.ndarray,
+    text: str,
+    *,
+    origin: tuple[float, float],
+    size_px: int,
+    color: tuple[int, int, int] = (255, 255, 255),
+    plate: tuple[int, int, int] | None = None,
+    font: Path | None = None,
+) -> tuple[np.ndarray, Box]:
+    """Draw one line of ``text`` onto a copy of ``background``; return ``(image, box)``.
+
+    ``origin``: the text's top-left corner, normalized (x, y) of the frame. ``size_px``: the
+    font size (em height) in pixels (capital letters stand ~0.7 of it). ``color``: RGB.
+    ``plate``: an RGB colour for a filled rectangle behind the text (a caption or banner),
+    or None to draw straight onto the photo. ``font``: a TrueType file; None is Pillow's
+    built-in scalable font.
+
+    Returns the (H, W, 3) uint8 RGB image and the normalized xyxy box of the text's ink,
+    clipped to the frame. Raises ValueError for empty text, a size outside
+    ``MIN_TEXT_SIZE_PX..MAX_TEXT_SIZE_PX`` or text that lands entirely outside the frame.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    check_rgb_image(background, "background")
+    if not text.strip():
+        raise ValueError("text must not be empty")
+    if not (MIN_TEXT_SIZE_PX <= size_px <= MAX_TEXT_SIZE_PX):
+        raise ValueError(
+            f"size_px must be {MIN_TEXT_SIZE_PX}..{MAX_TEXT_SIZE_PX} pixels, got {size_px!r}"
+        )
+    if not all(math.isfinite(float(v)) for v in origin):
+        raise ValueError(f"origin must be finite, got {origin!r}")
+    face = (
+        ImageFont.truetype(str(font), size_px)
+        if font is not None
+        else ImageFont.load_default(size_px)
+    )
+    h, w = background.shape[:2]
+    xy = (origin[0] * w, origin[1] * h)
+    pil = Image.fromarray(background)
+    draw = ImageDraw.Draw(pil)
+    x0, y0, x1, y1 = draw.textbbox(xy, text, font=face, anchor="la")
+    if plate is not None:
+        pad = max(2, size_px // 4)
+        draw.rectangle((x0 - pad, y0 - pad, x1 + pad, y1 + pad), fill=plate)
+    draw.text(xy, text, font=face, fill=color, anchor="la")
+    bx0, by0 = max(0.0, x0 / w), max(0.0, y0 / h)
+    bx1, by1 = min(1.0, x1 / w), min(1.0, y1 / h)
+    if bx1 <= bx0 or by1 <= by0:
+        raise ValueError(f"text at origin {origin!r} lands entirely outside the frame")
+    return np.asarray(pil), check_box((bx0, by0, bx1, by1))
 
 
 def jpeg_reencode(image: np.ndarray, quality: int = DEFAULT_JPEG_QUALITY) -> np.ndarray:

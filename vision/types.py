@@ -230,7 +230,7 @@ class FrameFacts:
     ``embedding`` is the frame's L2-normalized CLIP image embedding (D,) float32, or None when
     CLIP is not run. ``concepts`` holds the top content categories for display; targeting scores
     any concept it needs from ``embedding`` directly. ``text`` is what OCR read (empty when OCR
-    did not run on this keyframe).
+    is off; a keyframe between two reads of a shot carries the last read: ``vision.analyze``).
     """
 
     media_id: str

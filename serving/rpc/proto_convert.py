@@ -87,6 +87,9 @@ def facts_to_proto(f: FrameFacts, *, include_embedding: bool = False) -> common_
         logos=[logo_to_proto(m) for m in f.logos],
         safety=[safety_to_proto(s) for s in f.safety],
         concepts=[common_pb2.ConceptScore(id=c.id, name=c.name, score=c.score) for c in f.concepts],
+        text=[
+            common_pb2.TextRead(text=r.text, score=r.score, box=box_to_proto(r.box)) for r in f.text
+        ],
         reason=_KEYFRAME_REASON[f.reason],
         width_px=f.width,
         height_px=f.height,

@@ -495,3 +495,19 @@ def test_scan_video_uploads_a_file_larger_than_one_message(
             )
         )
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_text_facts_reach_the_proto_and_the_json() -> None:
+    from serving.facts_json import facts_to_json
+    from serving.proto_convert import facts_to_proto
+
+    read = vtypes.TextRead("Winter tyres", 0.93, (0.1, 0.2, 0.5, 0.3))
+    facts = vtypes.FrameFacts("m", 1.5, text=(read,))
+    msg = facts_to_proto(facts)
+    assert [(r.text, round(r.score, 4)) for r in msg.text] == [("Winter tyres", 0.93)]
+    box = msg.text[0].box
+    assert [round(v, 4) for v in (box.x0, box.y0, box.x1, box.y1)] == [0.1, 0.2, 0.5, 0.3]
+    assert facts_to_json(facts)["text"] == [
+        {"text": "Winter tyres", "score": 0.93, "box": [0.1, 0.2, 0.5, 0.3]}
+    ]
+    assert facts_to_json(vtypes.FrameFacts("m", 0.0))["text"] == []

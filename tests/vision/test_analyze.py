@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vision.analyze import Analyzer
-from vision.types import ConceptScore, Detection, Frame, LogoMatch, SafetyFlag
+from vision.types import ConceptScore, Detection, Frame, LogoMatch, SafetyFlag, TextRead
 
 
 class Counting:
@@ -69,3 +69,63 @@ def test_streams_lazily() -> None:
 def test_bad_config(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         Analyzer(**kwargs)
+
+
+class Reading:
+    """Records which frames OCR was asked to read (by their first pixel) and reads that."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+
+    def read_many(self, images):
+        ids = [int(img[0, 0, 0]) for img in images]
+        self.calls.append(ids)
+        return [[TextRead(f"frame {i}", 0.9, (0.1, 0.1, 0.5, 0.2))] for i in ids]
+
+
+def video(reasons: str, step: float = 0.5, media: str = "m") -> list[Frame]:
+    """Frames ``step`` s apart; ``reasons`` holds one letter per frame: i(nterval) or c(ut)."""
+    kind = {"i": "interval", "c": "cut"}
+    return [
+        Frame(media, k * step, np.full((8, 8, 3), k + 1, np.uint8), index=k, reason=kind[r])
+        for k, r in enumerate(reasons)
+    ]
+
+
+def test_ocr_off_leaves_text_empty_and_facts_unchanged() -> None:
+    facts = Analyzer().analyze_batch(frames(3))
+    assert [f.text for f in facts] == [()] * 3
+
+
+def test_ocr_reads_once_per_interval_and_on_cuts_across_batches() -> None:
+    r = Reading()
+    a = Analyzer(ocr=r, ocr_interval_s=1.0, batch_size=3)
+    facts = list(a.analyze(iter(video("iiiiciii"))))  # t = 0, 0.5, ..., 3.5; a cut at 2.0
+    assert r.calls == [[1, 3], [5], [7]]  # t=0, 1.0 | 2.0 (cut) | 3.0; one call per batch
+    # Keyframes between reads carry the last read of their shot.
+    assert [f.text[0].text for f in facts] == [
+        "frame 1", "frame 1", "frame 3", "frame 3", "frame 5", "frame 5", "frame 7", "frame 7"
+    ]  # fmt: skip
+
+
+def test_ocr_reads_every_still_image_and_each_media_once_first() -> None:
+    r = Reading()
+    a = Analyzer(ocr=r, ocr_interval_s=10.0)
+    stills = [
+        Frame(f"img{k}", 0.0, np.full((8, 8, 3), 50 + k, np.uint8), reason="image")
+        for k in range(2)
+    ]
+    a.analyze_batch(stills + video("ii", media="a") + video("ii", media="b"))
+    assert r.calls == [[50, 51, 1, 1]]
+
+
+def test_ocr_interval_zero_reads_every_keyframe() -> None:
+    r = Reading()
+    list(Analyzer(ocr=r, ocr_interval_s=0.0).analyze(iter(video("iii"))))
+    assert r.calls == [[1, 2, 3]]
+
+
+@pytest.mark.parametrize("interval", [-1.0, float("nan"), float("inf")])
+def test_bad_ocr_interval(interval: float) -> None:
+    with pytest.raises(ValueError, match="ocr_interval_s must be a finite time >= 0 s"):
+        Analyzer(ocr=Reading(), ocr_interval_s=interval)

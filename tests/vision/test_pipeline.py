@@ -38,6 +38,29 @@ def test_missing_detector_names_the_fetch_command(no_weights) -> None:
         build_pipeline(PipelineConfig(clip="off"))
 
 
+def test_missing_ocr_models_name_the_fetch_command(no_weights) -> None:
+    with pytest.raises(WeightsError, match="onscreen weights fetch ppocr-v4-det"):
+        build_pipeline(PipelineConfig(clip="off", detector_weights=None, ocr=True))
+
+
+def test_ocr_is_off_by_default(no_weights) -> None:
+    p = build_pipeline(PipelineConfig(clip="off", detector_weights=None))
+    assert p.analyzer.ocr is None
+
+
+def test_ocr_loads_from_the_manifest_with_its_interval() -> None:
+    from vision.ocr import TextReader, text_reader
+
+    try:
+        text_reader(device="cpu")
+    except WeightsError as exc:
+        pytest.skip(f"OCR models not fetched: {exc}")
+    p = build_pipeline(
+        PipelineConfig(clip="off", detector_weights=None, ocr=True, ocr_interval_s=2.0)
+    )
+    assert isinstance(p.analyzer.ocr, TextReader) and p.analyzer.ocr_interval_s == 2.0
+
+
 def test_random_clip_is_announced_once_and_not_meaningful(no_weights, caplog) -> None:
     with caplog.at_level("WARNING"):
         p = build_pipeline(PipelineConfig(clip="random", detector_weights=None, iab=False))

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import read_rgb
-from vision.synthetic import jpeg_reencode, paste_logo
+from vision.synthetic import jpeg_reencode, paste_logo, render_text
 from vision.types import box_iou
 
 
@@ -178,3 +178,35 @@ def test_bad_arguments_raise_value_error(
 def test_jpeg_reencode_rejects_bad_arguments(image: np.ndarray, quality: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         jpeg_reencode(image, quality)
+
+
+@pytest.mark.parametrize("plate", [None, (20, 20, 20)])
+def test_render_text_box_is_the_ink(coffee: np.ndarray, plate) -> None:
+    before = coffee.copy()
+    out, box = render_text(coffee, "Hello", origin=(0.2, 0.5), size_px=40, plate=plate)
+    assert np.array_equal(coffee, before) and out.shape == coffee.shape
+    h, w = coffee.shape[:2]
+    x0, y0, x1, y1 = box[0] * w, box[1] * h, box[2] * w, box[3] * h
+    assert abs(x0 - 0.2 * w) < 4 and 20 < y1 - y0 < 40 and 60 < x1 - x0 < 140
+    white = np.all(out == 255, axis=2)  # the text's own pixels
+    ys, xs = np.nonzero(white & ~np.all(coffee == 255, axis=2))
+    assert (xs.min(), ys.min()) >= (x0 - 1, y0 - 1) and (xs.max(), ys.max()) <= (x1 + 1, y1 + 1)
+    changed = np.any(out != coffee, axis=2)
+    ys, xs = np.nonzero(changed)
+    pad = 0 if plate is None else 40 // 4
+    assert xs.min() >= x0 - pad - 1 and xs.max() <= x1 + pad + 1
+
+
+@pytest.mark.parametrize(
+    "text, kwargs, message",
+    [
+        ("  ", {}, "text must not be empty"),
+        ("Hi", {"size_px": 4}, "size_px must be 6..512 pixels, got 4"),
+        ("Hi", {"origin": (float("nan"), 0.5)}, "origin must be finite"),
+        ("Hi", {"origin": (1.5, 0.5)}, "lands entirely outside the frame"),
+    ],
+)
+def test_render_text_rejects_bad_arguments(coffee: np.ndarray, text, kwargs, message) -> None:
+    args = {"origin": (0.1, 0.1), "size_px": 20} | kwargs
+    with pytest.raises(ValueError, match=message):
+        render_text(coffee, text, **args)

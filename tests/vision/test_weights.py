@@ -57,7 +57,22 @@ def _leftovers(d: Path) -> list[str]:
 
 def test_repo_manifest_loads_with_pinned_sources() -> None:
     m = Manifest.load(DEFAULT_MANIFEST)
-    assert m.names == ("nudenet-320n", "clip-vit-b-32-laion2b")
+    assert m.names == (
+        "nudenet-320n",
+        "clip-vit-b-32-laion2b",
+        "ppocr-v4-det",
+        "ppocr-v4-rec",
+        "ppocr-mobile-v2-cls",
+    )
+    for name in ("ppocr-v4-det", "ppocr-v4-rec", "ppocr-mobile-v2-cls"):
+        spec = m.get(name)
+        assert (spec.scheme, spec.kind, spec.license, len(spec.sha256)) == (
+            "pypi",
+            "ocr",
+            "Apache-2.0",
+            64,
+        )
+        assert spec.pypi_parts[:2] == ("rapidocr-onnxruntime", "1.4.4")
     nn = m.get("nudenet-320n")
     assert (nn.scheme, nn.sha256, nn.kind, nn.license) == (
         "pypi",

@@ -295,6 +295,38 @@ class LogoMatch(_message.Message):
 Global___LogoMatch: _TypeAlias = LogoMatch  # noqa: Y015
 
 @_typing.final
+class TextRead(_message.Message):
+    """A line of on-screen text read by OCR (vision.types.TextRead)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    BOX_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The text as read, whitespace-trimmed (may be misread: match it with tolerance)."""
+    score: _builtins.float
+    """The recognizer's confidence, 0..1: the mean probability of the line's characters."""
+    @_builtins.property
+    def box(self) -> Global___Box:
+        """Where the line is, normalized (the bounds of its possibly rotated rectangle)."""
+
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        score: _builtins.float = ...,
+        box: Global___Box | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["box", b"box"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "score", b"score", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TextRead: _TypeAlias = TextRead  # noqa: Y015
+
+@_typing.final
 class SafetyFlag(_message.Message):
     """A brand-safety signal in a frame (vision.types.SafetyFlag)."""
 
@@ -417,7 +449,9 @@ class FrameFacts(_message.Message):
 
     @_builtins.property
     def text(self) -> _containers.RepeatedCompositeFieldContainer[Global___TextRead]:
-        """On-screen text read by OCR, one entry per text line; empty when OCR did not run."""
+        """On-screen text read by OCR, in reading order; empty when OCR is off. A keyframe between
+        two OCR reads of a shot carries the last read.
+        """
 
     def __init__(
         self,
@@ -441,38 +475,6 @@ class FrameFacts(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FrameFacts: _TypeAlias = FrameFacts  # noqa: Y015
-
-@_typing.final
-class TextRead(_message.Message):
-    """A line of on-screen text read by OCR (vision.types.TextRead)."""
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    TEXT_FIELD_NUMBER: _builtins.int
-    SCORE_FIELD_NUMBER: _builtins.int
-    BOX_FIELD_NUMBER: _builtins.int
-    text: _builtins.str
-    """The text as read."""
-    score: _builtins.float
-    """Recognition confidence, 0..1 (mean character confidence)."""
-    @_builtins.property
-    def box(self) -> Global___Box:
-        """Where the text line is, normalized."""
-
-    def __init__(
-        self,
-        *,
-        text: _builtins.str = ...,
-        score: _builtins.float = ...,
-        box: Global___Box | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["box", b"box"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["box", b"box", "score", b"score", "text", b"text"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___TextRead: _TypeAlias = TextRead  # noqa: Y015
 
 @_typing.final
 class Reason(_message.Message):
