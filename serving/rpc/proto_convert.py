@@ -93,9 +93,6 @@ def facts_to_proto(f: FrameFacts, *, include_embedding: bool = False) -> common_
         reason=_KEYFRAME_REASON[f.reason],
         width_px=f.width,
         height_px=f.height,
-        text=[
-            common_pb2.TextRead(text=r.text, score=r.score, box=box_to_proto(r.box)) for r in f.text
-        ],
     )
     if include_embedding and f.embedding is not None:
         msg.embedding.extend(f.embedding.tolist())

@@ -499,7 +499,7 @@ def test_scan_video_uploads_a_file_larger_than_one_message(
 
 def test_text_facts_reach_the_proto_and_the_json() -> None:
     from serving.facts_json import facts_to_json
-    from serving.proto_convert import facts_to_proto
+    from serving.rpc.proto_convert import facts_to_proto
 
     read = vtypes.TextRead("Winter tyres", 0.93, (0.1, 0.2, 0.5, 0.3))
     facts = vtypes.FrameFacts("m", 1.5, text=(read,))
