@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,11 +82,13 @@ def pipeline_config_for_rules(args: argparse.Namespace, rules: RuleSet) -> Pipel
     rebuilds it, and face-only rules (no or an empty ``brands/``) load none."""
     from serving.targeter import clip_needs
 
-    return pipeline_config_from_args(
+    cfg = pipeline_config_from_args(
         args,
         brands_dir=None,  # the rules snapshot (serving.targeter) builds the logo matcher
         clip_default="required" if clip_needs(rules) else "off",
     )
+    # OCR costs ~1 s a frame on a CPU: it runs only for rules that target or exclude text
+    return dataclasses.replace(cfg, ocr=rules.uses_text)
 
 
 def build_analyzer_from_args(

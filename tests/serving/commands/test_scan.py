@@ -183,3 +183,22 @@ def test_a_file_name_that_is_not_utf8_is_scanned_under_an_escaped_id(
     import pyarrow.parquet as pq
 
     assert pq.read_table(parquet).column("media").to_pylist() == [BAD_NAME_ID]
+
+
+@pytest.mark.parametrize(
+    "clause, ocr",
+    [("- face: {min_count: 1}", False), ("- text: {any: [acme]}", True)],
+)
+def test_ocr_runs_exactly_when_the_rules_read_text(tmp_path: Path, clause: str, ocr: bool) -> None:
+    import argparse
+
+    from serving.commands.model_options import add_model_options, pipeline_config_for_rules
+    from targeting.rules_loader import load_rules
+
+    root = tmp_path / "rules"
+    (root / "campaigns").mkdir(parents=True)
+    (root / "campaigns" / "c.yaml").write_text(f"id: c\ntarget:\n  any:\n    {clause}\n")
+    parser = argparse.ArgumentParser()
+    add_model_options(parser)
+    cfg = pipeline_config_for_rules(parser.parse_args([]), load_rules(root))
+    assert cfg.ocr is ocr
