@@ -12,7 +12,7 @@ frames of one video share a size, so they are resized together in one call, on t
 there is one (uint8 is copied from pinned memory, 4x fewer bytes than float).
 
 Outputs are ``(N, D)`` float32 numpy arrays with L2-normalized rows (cosine = dot product),
-whatever dtype the model runs in. Satisfies ``targeting.embedding.ConceptEmbedder``.
+whatever dtype the model runs in. Implements ``vision.semantic.SemanticModel``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from vision.device import DeviceChoice, pick_device
 from vision.errors import ModelError, WeightsError
 from vision.image_decode import read_image_file
+from vision.semantic import CLIP_SCALE, ScoreScale
 from vision.types import check_rgb_batch
 
 log = logging.getLogger(__name__)
@@ -287,6 +288,23 @@ class ClipEmbedder:
         return self._is_random
 
     @property
+    def name(self) -> str:
+        """``clip`` or ``clip-random``: what notices and metrics call this model."""
+        return "clip-random" if self._is_random else "clip"
+
+    @property
+    def meaningful(self) -> bool:
+        return not self._is_random
+
+    @property
+    def score_scale(self) -> ScoreScale:
+        return CLIP_SCALE
+
+    @property
+    def visual_dim(self) -> int:
+        return self._dim
+
+    @property
     def device(self) -> DeviceChoice:
         return self._choice
 
@@ -375,6 +393,12 @@ class ClipEmbedder:
                 feats = self._model.encode_image(x)
                 out[start : start + len(batch)] = self._to_numpy(feats)
         return out
+
+    def visual_features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """CLIP's image embedding doubles as its appearance feature: trained against captions
+        that describe colour, shape and style, it keeps them (Pinterest-style visual search
+        runs on exactly this)."""
+        return self.embed_images(images)
 
     def embed_image_files(self, paths: Sequence[Path]) -> np.ndarray:
         """Image files (JPEG/PNG/WebP) -> (N, D) float32, L2-normalized rows.
