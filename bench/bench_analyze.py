@@ -75,7 +75,7 @@ def main() -> int:
         device=args.device,
     )
     logos = LogoMatcher.from_brands_dir(RULES / "brands")
-    analyzer = Analyzer(clip=clip, detector=det, logos=logos)
+    analyzer = Analyzer(semantic=clip, detector=det, logos=logos)
     comps = {
         "clip ViT-B-32 (random init)": clip.embed_images,
         f"detector nudenet imgsz {DEFAULT_DETECTOR_IMGSZ}": det.detect,

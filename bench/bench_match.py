@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from targeting.concept_index import ConceptIndex  # noqa: E402
 from targeting.match import match  # noqa: E402
 from targeting.rules_schema import Campaign  # noqa: E402
+from vision.semantic import CLIP_SCALE  # noqa: E402
 from vision.taxonomy import iab_categories  # noqa: E402
 from vision.types import Detection, FrameFacts, LogoMatch, SafetyFlag  # noqa: E402
 
@@ -50,10 +51,11 @@ def unit(text: str, dim: int = DIM) -> np.ndarray:
 
 
 class RandomEmbedder:
-    """A ``ConceptEmbedder`` returning hash-seeded unit vectors (no model, deterministic)."""
+    """A ``SemanticModel`` returning hash-seeded unit vectors (no model, deterministic)."""
 
     dim = DIM
     model_id = "bench-random-512"
+    score_scale = CLIP_SCALE  # the generated thresholds are on CLIP's scale
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         return np.stack([unit("t:" + t) for t in texts])

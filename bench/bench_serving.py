@@ -66,7 +66,7 @@ def main() -> int:
     )
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--clip", choices=("off", "random"), default="off")
+    ap.add_argument("--semantic", choices=("off", "random"), default="off")
     ap.add_argument("--max-wait-ms", type=float, default=50.0)
     args = ap.parse_args()
 
@@ -86,7 +86,9 @@ def main() -> int:
 
     root = Path(tempfile.mkdtemp(prefix="onscreen-bench-"))
     rules = write_rules(root / "rules")
-    pipe = build_pipeline(PipelineConfig(brands_dir=rules / "brands", clip=args.clip, iab=False))
+    pipe = build_pipeline(
+        PipelineConfig(brands_dir=rules / "brands", semantic=args.semantic, iab=False)
+    )
     img, _ = with_logo(read_image_file(package_image("ultralytics", "assets", "bus.jpg")))
     data = jpeg(img)
     frames = [Frame("raw", 0.0, decode_image(data), reason="image") for _ in range(16)]
@@ -125,12 +127,12 @@ def main() -> int:
 
     print(
         f"serving throughput, TargetImage of a {len(data) // 1024} KiB JPEG (810x1080), "
-        f"clip={args.clip}, {args.clients} clients in a separate process, {args.seconds:g} s each, "
+        f"semantic={args.semantic}, {args.clients} clients in a separate process, {args.seconds:g} s each, "
         f"torch {torch.__version__}, {os.cpu_count()} cpus, {platform.machine()}"
     )
     print(
         f"command: .venv/bin/python bench/bench_serving.py --clients {args.clients} "
-        f"--seconds {args.seconds:g} --clip {args.clip} --max-wait-ms {args.max_wait_ms:g}"
+        f"--seconds {args.seconds:g} --semantic {args.semantic} --max-wait-ms {args.max_wait_ms:g}"
     )
     print(f"raw analyze_batch(16), pre-decoded      {raw:8.1f} frames/s")
     print(f"raw decode + analyze_batch(16)          {raw_decode:8.1f} frames/s")

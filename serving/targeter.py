@@ -1,7 +1,7 @@
 """Wires vision to targeting: a loaded Pipeline + one rules snapshot -> placements for a timeline.
 
-This is the only place that knows both sides: it hands the CLIP embedder to targeting through the
-``ConceptEmbedder`` protocol, and gives targeting the IAB matrix that vision computed, so every
+This is the only place that knows both sides: it hands the pipeline's semantic model
+(``vision.semantic.SemanticModel``: CLIP or ``lite``) to targeting, and gives targeting the IAB matrix that vision computed, so every
 concept of every campaign is embedded once per rules version in the frames' own space.
 
 One rules snapshot: a ``RulesSnapshot`` holds the rules, their compiled ``ConceptIndex``, the
@@ -11,7 +11,7 @@ whole; ``Targeter.swap`` then replaces the reference in one assignment. A caller
 ``targeter.snapshot`` once per request and passes it to ``analyze_batch`` (logos) and ``place``
 (campaigns), so the version it reports is the one that made its placements.
 
-The models that do not depend on the rules (CLIP, detectors, OCR) are the pipeline's; the
+The models that do not depend on the rules (semantic model, detectors, OCR) are the pipeline's; the
 pipeline's own logo matcher, if it has one, is never used here (its brands are those of start-up).
 """
 
@@ -36,8 +36,9 @@ from vision.safety_classes import SAFETY_BY_NAME
 from vision.types import Frame, FrameFacts
 
 
-def clip_needs(rules: RuleSet) -> list[str]:
-    """Where the rules need CLIP (``file:line: what``); empty when logos and faces are enough."""
+def semantic_needs(rules: RuleSet) -> list[str]:
+    """Where the rules need a semantic model (``file:line: what``); empty when logos, faces and
+    text are enough."""
     out: list[str] = []
     for c in rules.campaigns:
         file, line = rules.sources.get(c.id, ("?", 0))
@@ -97,17 +98,17 @@ def build_logo_matcher(rules: RuleSet) -> LogoMatcher | None:
 
 def build_snapshot(pipeline: Pipeline, rules: RuleSet) -> RulesSnapshot:
     """Compile ``rules`` for ``pipeline``: concept index and logo matcher. Raises ModelError when
-    the rules need CLIP and it is off, MediaError for a brand image that cannot be used."""
-    needs = clip_needs(rules)
-    if needs and pipeline.clip is None:
+    the rules need a semantic model and it is off, MediaError for a brand image that cannot be
+    used."""
+    needs = semantic_needs(rules)
+    if needs and pipeline.semantic is None:
         raise ModelError(
-            "these rules need CLIP, which is not loaded (fetch its weights with "
-            "`onscreen weights fetch clip-vit-b-32-laion2b`, or pass --random-weights for a test):\n  "
-            + "\n  ".join(needs)
+            "these rules need a semantic model, which is off (drop --semantic off, or fetch the "
+            "default's weights with `make weights`):\n  " + "\n  ".join(needs)
         )
     index = ConceptIndex.build(
         rules.campaigns,
-        pipeline.clip,
+        pipeline.semantic,
         rules_root=rules.root,
         iab_matrix=pipeline.iab_matrix,
         iab_ids=pipeline.iab_ids or None,

@@ -26,7 +26,7 @@ The parts: ``targeting.index_layout`` holds the compiled-layout dataclasses (key
 arrays), ``targeting.index_builder`` compiles campaigns into them and embeds the concepts, and
 ``ConceptIndex`` here answers questions about frames with them.
 
-Targeting imports no model: embeddings come from a ``ConceptEmbedder`` and the IAB vocabulary
+Targeting imports no model: embeddings come from a ``SemanticModel`` and the IAB vocabulary
 matrix arrives as a plain array with its ids (``vision.vocabulary`` builds it); only the pure-data
 taxonomy (``vision.taxonomy``) is read here, for parent/child relations and names.
 """
@@ -41,7 +41,6 @@ from types import MappingProxyType
 
 import numpy as np
 
-from targeting.embedding import ConceptEmbedder
 from targeting.index_builder import (
     EMBED_BATCH,
     MAX_CAMPAIGNS,
@@ -66,6 +65,7 @@ from targeting.index_layout import (
 )
 from targeting.rules_schema import Campaign
 from vision.errors import ModelError
+from vision.semantic import SemanticModel
 
 __all__ = [
     "EMBED_BATCH",
@@ -299,7 +299,7 @@ class ConceptIndex:
     def build(
         cls,
         campaigns: Sequence[Campaign],
-        embedder: ConceptEmbedder | None,
+        embedder: SemanticModel | None,
         *,
         rules_root: Path,
         iab_matrix: np.ndarray | None = None,

@@ -3,7 +3,7 @@
 ``compile_index`` gives every distinct condition (prompt + threshold, example set + threshold,
 IAB clause, logo, face, safety class) one signal slot, turns each campaign into a
 ``CampaignPlan`` of signal indices, embeds prompts and example files through the
-``ConceptEmbedder`` in bounded batches (each once, however many campaigns use it) and compiles the
+``SemanticModel`` in bounded batches (each once, however many campaigns use it) and compiles the
 IAB vocabulary's parent/child table. ``ConceptIndex.build`` wraps the result.
 """
 
@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from targeting.embedding import ConceptEmbedder
 from targeting.index_layout import (
     CampaignPlan,
     ConceptColumn,
@@ -35,6 +34,7 @@ from targeting.rules_schema import (
 from targeting.text_match import canonical_words
 from vision.errors import ModelError
 from vision.safety_classes import SAFETY_BY_NAME
+from vision.semantic import CLIP_SCALE, ScoreScale, SemanticModel, translate_threshold
 from vision.taxonomy import iab_by_id
 
 MAX_CONCEPT_COLUMNS = 200_000
@@ -71,7 +71,7 @@ class CompiledIndex:
 
 def compile_index(
     campaigns: Sequence[Campaign],
-    embedder: ConceptEmbedder | None,
+    embedder: SemanticModel | None,
     *,
     rules_root: Path,
     iab_matrix: np.ndarray | None = None,
@@ -81,7 +81,7 @@ def compile_index(
     if len(campaigns) > MAX_CAMPAIGNS:
         raise ValueError(f"{len(campaigns)} campaigns exceed MAX_CAMPAIGNS={MAX_CAMPAIGNS}")
     dim = int(embedder.dim) if embedder is not None else 0
-    b = _Builder(rules_root)
+    b = _Builder(rules_root, embedder.score_scale if embedder is not None else CLIP_SCALE)
     pos: dict[str, int] = {}
     for c in campaigns:
         if c.id in pos:
@@ -121,8 +121,12 @@ def compile_index(
 class _Builder:
     """Assigns every distinct condition one slot per kind, then resolves slots to signals."""
 
-    def __init__(self, rules_root: Path) -> None:
+    def __init__(self, rules_root: Path, scale: ScoreScale) -> None:
         self.root = rules_root
+        self.scale = scale
+        """The model's cosine scale: thresholds in the rules are on CLIP's scale (DESIGN.md)
+        and are translated onto it (``vision.semantic.translate_threshold``), so one rules
+        file behaves alike under CLIP and ``lite``."""
         self.columns: list[ConceptColumn] = []
         self.iab_keys: list[IabClauseKey] = []
         self.logo_keys: list[LogoKey] = []
@@ -152,6 +156,7 @@ class _Builder:
             thr = DEFAULT_EXCLUDE_THRESHOLD
         else:
             thr = float(concept.effective_threshold)
+        thr = translate_threshold(thr, self.scale)
         if concept.prompt is not None:
             col = ConceptColumn("concept", concept.prompt, thr, (concept.prompt,))
         else:
@@ -173,7 +178,9 @@ class _Builder:
             elif clause.iab is not None:
                 th = clause.iab.threshold
                 key = IabClauseKey(
-                    tuple(clause.iab.ids), clause.iab.top_k, None if th is None else float(th)
+                    tuple(clause.iab.ids),
+                    clause.iab.top_k,
+                    None if th is None else translate_threshold(float(th), self.scale),
                 )
                 clause_slots.append(self._slot(key, "iab", self.iab_keys))
             elif clause.logo is not None:
@@ -269,7 +276,7 @@ def _checked(out: object, n: int, dim: int, model_id: str, what: str) -> np.ndar
 
 
 def _embed_columns(
-    columns: Sequence[ConceptColumn], embedder: ConceptEmbedder, dim: int, root: Path
+    columns: Sequence[ConceptColumn], embedder: SemanticModel, dim: int, root: Path
 ) -> np.ndarray:
     """(K, D) float32, unit rows: prompts in one pass, example files in one pass, each once."""
     model_id = str(embedder.model_id)

@@ -22,7 +22,7 @@ def test_vision_all() -> None:
 
 def test_targeting_all() -> None:
     assert sorted(targeting.__all__) == [
-        "ConceptEmbedder", "Placement", "Reason", "RuleProblem", "RulesError"
+        "Placement", "Reason", "RuleProblem", "RulesError"
     ]  # fmt: skip
     assert all(hasattr(targeting, name) for name in targeting.__all__)
 

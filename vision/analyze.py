@@ -22,6 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
+from vision.semantic import SemanticModel
 from vision.types import (
     ConceptScore,
     Detection,
@@ -42,10 +43,6 @@ keyframe at the default 0.5 s keyframe interval (cuts and still images are alway
 
 _TextMemory = dict[str, tuple[float, tuple[TextRead, ...]]]
 """Per media id: the time (s) of its last OCR read and what that read found."""
-
-
-class ImageEmbedder(Protocol):
-    def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
 
 
 class BoxDetector(Protocol):
@@ -84,13 +81,14 @@ def ocr_due(frame: Frame, last_read_t: float | None, interval_s: float) -> bool:
 class Analyzer:
     """Runs the components it is given; a missing one (None) contributes nothing.
 
-    ``clip`` embeds frames (needed by ``concepts`` and the CLIP part of ``safety``);
+    ``semantic`` embeds frames (``vision.semantic``; needed by ``concepts`` and the prompt part
+    of ``safety``);
     ``detector`` finds faces and safety boxes; ``logos`` matches reference logos; ``ocr``
     reads on-screen text on the keyframes ``ocr_due`` picks, ``ocr_interval_s`` (s, >= 0)
     apart at most within a shot (see the module docstring).
     """
 
-    clip: ImageEmbedder | None = None
+    semantic: SemanticModel | None = None
     detector: BoxDetector | None = None
     logos: LogoFinder | None = None
     concepts: ConceptRanker | None = None
@@ -107,8 +105,8 @@ class Analyzer:
             raise ValueError(
                 f"ocr_interval_s must be a finite time >= 0 s, got {self.ocr_interval_s!r}"
             )
-        if self.concepts is not None and self.clip is None:
-            raise ValueError("concept ranking needs CLIP embeddings: pass clip= as well")
+        if self.concepts is not None and self.semantic is None:
+            raise ValueError("concept ranking needs image embeddings: pass semantic= as well")
 
     def analyze(self, frames: Iterable[Frame]) -> Iterator[FrameFacts]:
         """Yield one FrameFacts per frame, in order, computed a batch at a time.
@@ -136,7 +134,7 @@ class Analyzer:
             return []
         images = [f.image for f in frames]
         n = len(frames)
-        embeddings = self.clip.embed_images(images) if self.clip is not None else None
+        embeddings = self.semantic.embed_images(images) if self.semantic is not None else None
         detections = self.detector.detect(images) if self.detector is not None else [[]] * n
         logos = self.logos.match_many(images) if self.logos is not None else [[]] * n
         concepts: list[list[ConceptScore]] = [[]] * n

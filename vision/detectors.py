@@ -51,8 +51,9 @@ _ULTRALYTICS_ENV = {
 
 WEIGHTS_SUFFIXES = (".pt", ".onnx")
 """Weights formats accepted: ultralytics checkpoints and ONNX exports."""
-DEFAULT_CONF = 0.25
-"""Lowest class score kept (0..1)."""
+DEFAULT_DETECTOR_CONF = 0.15
+"""Lowest class score kept (0..1), the one default for every detector: low, so small faces
+survive; rules filter by their own min_score (faces 0.4, nudity 0.45)."""
 DEFAULT_IOU = 0.45
 """IoU (0..1) above which NMS merges two boxes of one class."""
 DEFAULT_DETECTOR_IMGSZ = 480
@@ -162,7 +163,7 @@ class Detector:
         *,
         labels: Mapping[int, str] | None = None,
         kind_of: Callable[[str], DetectionKind] = _all_objects,
-        conf: float = DEFAULT_CONF,
+        conf: float = DEFAULT_DETECTOR_CONF,
         iou: float = DEFAULT_IOU,
         imgsz: int = DEFAULT_DETECTOR_IMGSZ,
         device: str = "auto",
@@ -335,7 +336,7 @@ def _nudenet_kind(label: str) -> DetectionKind:
 def face_safety_detector(
     weights_path: Path | None = None,
     *,
-    conf: float = DEFAULT_CONF,
+    conf: float = DEFAULT_DETECTOR_CONF,
     iou: float = DEFAULT_IOU,
     imgsz: int = DEFAULT_DETECTOR_IMGSZ,
     device: str = "auto",
@@ -374,7 +375,7 @@ def face_safety_detector(
 
 
 __all__ = [
-    "DEFAULT_CONF",
+    "DEFAULT_DETECTOR_CONF",
     "DEFAULT_DETECTOR_IMGSZ",
     "DEFAULT_IOU",
     "FACE_LABELS",

@@ -4,11 +4,12 @@ Policy, in one place so every entry point (CLI, batch scan, gRPC server) behaves
 
 - The face/safety detector comes from the manifest (``nudenet-320n``); missing weights are a
   start-up error naming the fetch command.
-- CLIP has four modes. ``required``: real weights or a start-up error. ``random``: the same
-  architecture with a fixed random init, announced loudly and flagged as not meaningful.
-  ``auto``: real weights when fetched, otherwise CLIP is left out *and that is said* (analyze is a
-  debugging tool; detectors and logos still work). ``off``: no CLIP. No mode ever swaps in a
-  random model silently.
+- The semantic model (``vision.semantic``) has five choices. ``auto`` (the default): CLIP when
+  its weights are fetched, else ``lite``, the embedded stack that runs on any CPU. ``clip`` /
+  ``lite``: that model, or a start-up error naming the fetch command. ``random``: CLIP's
+  architecture with a fixed random init, announced loudly and flagged as not meaningful (tests
+  and benchmarks only). ``off``: no semantics (faces, logos and text still work). No choice
+  ever swaps in a random model silently.
 - Reference logos come from a brands directory when one is given.
 - OCR (``ocr=True``) loads the PP-OCRv4 models from the manifest (missing: a start-up error
   naming the fetch command) and reads keyframes at most every ``ocr_interval_s`` per shot.
@@ -21,29 +22,27 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from vision.analyze import DEFAULT_BATCH_SIZE, DEFAULT_OCR_INTERVAL_S, Analyzer
+from vision.detectors import DEFAULT_DETECTOR_CONF, DEFAULT_DETECTOR_IMGSZ
 from vision.errors import WeightsError
 from vision.keyframes import KeyframeConfig
-
-if TYPE_CHECKING:  # the real import is deferred: loading torch is the caller's choice
-    from vision.clip_embedder import ClipEmbedder
+from vision.semantic import (
+    CLIP_SCALE,
+    SEMANTIC_CHOICES,
+    SemanticChoice,
+    SemanticModel,
+    load_semantic_model,
+)
 
 log = logging.getLogger(__name__)
 
-ClipMode = Literal["auto", "required", "random", "off"]
-CLIP_MODES: tuple[str, ...] = ("auto", "required", "random", "off")
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_WEIGHTS = "clip-vit-b-32-laion2b"
 DEFAULT_DETECTOR_WEIGHTS = "nudenet-320n"
-DEFAULT_DETECTOR_IMGSZ = 480
-"""NudeNet was trained at 320, but at 320 a 1280x720 frame's faces shrink below what it finds
-(zidane.jpg: no face at 320, both at 480). 480 costs ~2.25x the detector's compute."""
-DEFAULT_DETECTOR_CONF = 0.15
-"""Low, so small faces survive; rules filter by their own min_score (faces 0.4, nudity 0.45)."""
+LITE_FETCH = "onscreen weights fetch efficientnet-lite0 all-minilm-l6-v2"
 
 RANDOM_CLIP_NOTICE = (
     "CLIP runs with RANDOM weights (--random-weights): concept, IAB and prompt-safety scores are "
@@ -56,7 +55,7 @@ class PipelineConfig:
     """What to load. Names refer to entries of ``weights/manifest.toml``."""
 
     brands_dir: Path | None = None
-    clip: ClipMode = "auto"
+    semantic: SemanticChoice = "auto"
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_weights: str = DEFAULT_CLIP_WEIGHTS
     detector_weights: str | None = DEFAULT_DETECTOR_WEIGHTS
@@ -70,23 +69,24 @@ class PipelineConfig:
     ocr_interval_s: float = DEFAULT_OCR_INTERVAL_S
 
     def __post_init__(self) -> None:
-        if self.clip not in CLIP_MODES:
-            raise ValueError(f"clip mode must be one of {CLIP_MODES}, got {self.clip!r}")
+        if self.semantic not in SEMANTIC_CHOICES:
+            raise ValueError(
+                f"semantic model must be one of {SEMANTIC_CHOICES}, got {self.semantic!r}"
+            )
 
 
 @dataclass(frozen=True, eq=False)
 class Pipeline:
     """A ready Analyzer plus what callers need to describe and extend it.
 
-    ``clip`` is the embedder (None when CLIP is not loaded) so targeting can embed its concepts
-    in the same space; ``clip_meaningful`` is False for random weights; ``notices`` are lines a
-    CLI prints once to stderr; ``iab_ids``/``iab_matrix`` are the IAB vocabulary's embeddings.
+    ``semantic`` is the semantic model (None when off) so targeting embeds its concepts in the
+    same space as the frames; ``notices`` are lines a CLI prints once to stderr;
+    ``iab_ids``/``iab_matrix`` are the IAB vocabulary's embeddings in that space.
     """
 
     analyzer: Analyzer
     config: PipelineConfig
-    clip: ClipEmbedder | None
-    clip_meaningful: bool
+    semantic: SemanticModel | None
     notices: tuple[str, ...]
     iab_ids: tuple[str, ...] = ()
     iab_matrix: np.ndarray | None = None
@@ -94,6 +94,16 @@ class Pipeline:
     @property
     def keyframes(self) -> KeyframeConfig:
         return self.config.keyframes
+
+    @property
+    def semantic_name(self) -> str:
+        """``clip``, ``clip-random``, ``lite`` or ``off``."""
+        return self.semantic.name if self.semantic is not None else "off"
+
+    @property
+    def meaningful(self) -> bool:
+        """False only when a random-weight model makes the semantic scores mechanics."""
+        return self.semantic is None or self.semantic.meaningful
 
 
 @contextlib.contextmanager
@@ -110,37 +120,39 @@ def _without_random_weights_warning() -> Iterator[None]:
         logger.removeFilter(drop)
 
 
-def _load_clip(cfg: PipelineConfig, notices: list[str]) -> tuple[ClipEmbedder | None, bool]:
-    from vision.clip_embedder import ClipEmbedder
-    from vision.weights import Manifest, resolve
-
-    if cfg.clip == "off":
-        return None, False
-    if cfg.clip == "random":
+def _load_semantic(cfg: PipelineConfig, notices: list[str]) -> SemanticModel | None:
+    if cfg.semantic == "random":
         # The pipeline says it once, in its own notice (which also says what stays real);
         # the embedder's own warning would say it a second time on every entry point.
         notices.append(RANDOM_CLIP_NOTICE)
         with _without_random_weights_warning():
-            clip = ClipEmbedder(cfg.clip_model, random_weights=True, device=cfg.device)
-        return clip, False
+            return load_semantic_model("random", device=cfg.device, clip_model=cfg.clip_model)
     try:
-        path = resolve(cfg.clip_weights)
-    except WeightsError as exc:
-        if cfg.clip == "required":
-            raise WeightsError(
-                f"{exc} (or pass --random-weights for tests and benchmarks: scores are then "
-                "not meaningful)"
-            ) from exc
-        notices.append(
-            f"CLIP weights '{cfg.clip_weights}' are not present, so concepts and prompt-based "
-            f"safety are skipped: run `onscreen weights fetch {cfg.clip_weights}`, or pass "
-            "--random-weights"
+        return load_semantic_model(
+            cfg.semantic,
+            device=cfg.device,
+            clip_model=cfg.clip_model,
+            clip_weights=cfg.clip_weights,
         )
-        return None, False
-    # resolve() verified the file against the manifest: hand over its sha256 rather than hash
-    # 600 MB again at every start
-    sha = Manifest.load().get(cfg.clip_weights).sha256
-    return ClipEmbedder(cfg.clip_model, weights=path, device=cfg.device, weights_sha256=sha), True
+    except WeightsError as exc:
+        hint = (
+            f"onscreen weights fetch {cfg.clip_weights}" if cfg.semantic == "clip" else LITE_FETCH
+        )
+        raise WeightsError(
+            f"{exc}\n  fetch with `{hint}` (`make weights` fetches the defaults), or pass "
+            "--semantic off to run without semantics (concepts, IAB and prompt safety need it), "
+            "or --random-weights for tests and benchmarks (scores are then not meaningful)"
+        ) from exc
+
+
+def safety_logit_scale(model: SemanticModel) -> float:
+    """The prompt softmax's temperature for ``model``: CLIP's trained logit scale (100), scaled
+    by how much wider the model's cosines spread than CLIP's, so a safety class needs the same
+    *relative* margin over the neutral prompts under every model."""
+    from vision.safety import CLIP_LOGIT_SCALE
+
+    span = model.score_scale.strong - model.score_scale.unrelated
+    return CLIP_LOGIT_SCALE * (CLIP_SCALE.strong - CLIP_SCALE.unrelated) / span
 
 
 def build_pipeline(cfg: PipelineConfig) -> Pipeline:
@@ -149,7 +161,7 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     from vision.vocabulary import ConceptVocabulary
 
     notices: list[str] = []
-    clip, meaningful = _load_clip(cfg, notices)
+    semantic = _load_semantic(cfg, notices)
     detector = None
     if cfg.detector_weights:
         from vision.detectors import face_safety_detector
@@ -169,19 +181,23 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     concepts = None
     iab_ids: tuple[str, ...] = ()
     iab_matrix = None
-    if clip is not None and cfg.iab:
-        index = ConceptVocabulary.from_iab().index(clip)
+    if semantic is not None and cfg.iab:
+        index = ConceptVocabulary.from_iab().index(semantic)
         concepts = index
         iab_ids = tuple(index.vocabulary.ids)
         iab_matrix = index.matrix
-    safety = SafetyScorer(clip)
+    safety = (
+        SafetyScorer(semantic, logit_scale=safety_logit_scale(semantic))
+        if semantic is not None
+        else SafetyScorer(None)
+    )
     ocr = None
     if cfg.ocr:
         from vision.ocr import text_reader
 
         ocr = text_reader(device=cfg.device)
     analyzer = Analyzer(
-        clip=clip,
+        semantic=semantic,
         detector=detector,
         logos=logos,
         concepts=concepts,
@@ -190,4 +206,4 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
         ocr=ocr,
         ocr_interval_s=cfg.ocr_interval_s,
     )
-    return Pipeline(analyzer, cfg, clip, meaningful, tuple(notices), iab_ids, iab_matrix)
+    return Pipeline(analyzer, cfg, semantic, tuple(notices), iab_ids, iab_matrix)

@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from vision.safety_classes import NEUTRAL_PROMPTS, SAFETY_CLASSES, SafetyClass
+from vision.semantic import SemanticModel, check_embeddings
 from vision.types import Detection, SafetyFlag
-from vision.vocabulary import TextEmbedder, check_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class SafetyScorer:
 
     def __init__(
         self,
-        embedder: TextEmbedder | None,
+        embedder: SemanticModel | None,
         classes: Sequence[SafetyClass] = SAFETY_CLASSES,
         *,
         neutral_prompts: Sequence[str] = NEUTRAL_PROMPTS,
@@ -86,7 +86,7 @@ class SafetyScorer:
             clip_classes = []
         self._clip_names = tuple(c.name for c in clip_classes)
         self._embedder = embedder
-        self._is_random = bool(getattr(embedder, "is_random", False))
+        self._is_random = embedder is not None and not embedder.meaningful
         self._prompts: tuple[str, ...] = ()
         self._matrix: np.ndarray | None = None
         self._membership: np.ndarray | None = None

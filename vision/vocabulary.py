@@ -1,4 +1,4 @@
-"""A vocabulary of named concepts, each a few CLIP prompts, stacked into one (K, D) matrix.
+"""A vocabulary of named concepts, each a few prompts, stacked into one (K, D) matrix.
 
 Scoring every keyframe against every concept is then one matrix product, ``(N, D) @ (D, K)``.
 A concept's row is the mean of its prompt embeddings, re-normalized (prompt ensembling, as in
@@ -13,15 +13,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from vision.atomic_write import atomic_write
+from vision.semantic import SemanticModel, check_embeddings
 from vision.taxonomy import iab_categories
 from vision.types import ConceptScore
 
@@ -37,32 +37,10 @@ MAX_TOP_K = 1000
 """Largest ``k`` for ``top_k``: a display list, not a full ranking."""
 
 
-class TextEmbedder(Protocol):
-    """What a vocabulary needs from a model (``ClipEmbedder`` is one)."""
-
-    @property
-    def dim(self) -> int: ...
-
-    @property
-    def model_id(self) -> str: ...
-
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
 def default_cache_dir() -> Path:
     """``$ONSCREEN_CACHE_DIR`` if set, else ``~/.cache/onscreen``."""
     env = os.environ.get(CACHE_DIR_ENV, "").strip()
     return Path(env).expanduser() if env else Path.home() / ".cache" / "onscreen"
-
-
-def check_embeddings(embeddings: np.ndarray, dim: int, what: str = "embeddings") -> np.ndarray:
-    """Return ``embeddings`` as a (N, dim) float32 array, or raise ValueError saying why not."""
-    arr = np.asarray(embeddings)
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise ValueError(f"{what} must be (N, {dim}), got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.floating):
-        raise ValueError(f"{what} must be floating point, got {arr.dtype}")
-    return arr.astype(np.float32, copy=False)
 
 
 def top_k_scores(
@@ -163,14 +141,14 @@ class ConceptVocabulary:
             h.update(b"\x1d")
         return h.hexdigest()
 
-    def cache_path(self, embedder: TextEmbedder, cache_dir: Path | None = None) -> Path:
+    def cache_path(self, embedder: SemanticModel, cache_dir: Path | None = None) -> Path:
         """Where ``matrix`` keeps this vocabulary's matrix for ``embedder``."""
         key = hashlib.sha256(f"{embedder.model_id}\n{self.prompts_hash}".encode()).hexdigest()
         base = default_cache_dir() if cache_dir is None else Path(cache_dir)
         return base / CACHE_SUBDIR / f"{key[:32]}.npz"
 
     def matrix(
-        self, embedder: TextEmbedder, *, cache_dir: Path | None = None, use_cache: bool = True
+        self, embedder: SemanticModel, *, cache_dir: Path | None = None, use_cache: bool = True
     ) -> np.ndarray:
         """(K, D) float32, row i = normalized mean of concept i's prompt embeddings.
 
@@ -198,7 +176,7 @@ class ConceptVocabulary:
             self._store(path, mat, embedder)
         return mat
 
-    def _load(self, path: Path, embedder: TextEmbedder) -> np.ndarray | None:
+    def _load(self, path: Path, embedder: SemanticModel) -> np.ndarray | None:
         if not path.is_file():
             return None
         try:
@@ -219,23 +197,19 @@ class ConceptVocabulary:
             return None
         return mat
 
-    def _store(self, path: Path, mat: np.ndarray, embedder: TextEmbedder) -> None:
+    def _store(self, path: Path, mat: np.ndarray, embedder: SemanticModel) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    np.savez(
-                        fh,
-                        matrix=mat,
-                        model_id=np.array(embedder.model_id),
-                        prompts_hash=np.array(self.prompts_hash),
-                    )
-                os.chmod(tmp, 0o644)  # mkstemp makes 0600; a cache others may read
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(
+                path,
+                lambda fh: np.savez(
+                    fh,
+                    matrix=mat,
+                    model_id=np.array(embedder.model_id),
+                    prompts_hash=np.array(self.prompts_hash),
+                ),
+                mode=0o644,  # a cache others may read
+            )
         except OSError as exc:
             log.warning("cannot write concept cache %s (%s); it is rebuilt next start", path, exc)
 
@@ -247,15 +221,15 @@ class ConceptVocabulary:
         return top_k_scores(embeddings, matrix, self.ids, self.names, k)
 
     def index(
-        self, embedder: TextEmbedder, *, cache_dir: Path | None = None, use_cache: bool = True
-    ) -> ConceptIndex:
+        self, embedder: SemanticModel, *, cache_dir: Path | None = None, use_cache: bool = True
+    ) -> VocabularyIndex:
         """This vocabulary with its matrix for ``embedder``: a ready ``top_k(embeddings, k)``."""
         mat = self.matrix(embedder, cache_dir=cache_dir, use_cache=use_cache)
-        return ConceptIndex(self, mat)
+        return VocabularyIndex(self, mat)
 
 
 @dataclass(frozen=True, eq=False)
-class ConceptIndex:
+class VocabularyIndex:
     """A vocabulary bound to its (K, D) matrix; what ``vision.analyze.Analyzer`` ranks with."""
 
     vocabulary: ConceptVocabulary

@@ -13,20 +13,30 @@ from vision.analyze import DEFAULT_BATCH_SIZE, Analyzer
 from vision.errors import InvalidArgument
 from vision.keyframes import KeyframeConfig
 from vision.limits import DEFAULT_KEYFRAME_INTERVAL_S
-from vision.pipeline import ClipMode, Pipeline, PipelineConfig, build_pipeline
+from vision.pipeline import Pipeline, PipelineConfig, build_pipeline
+from vision.semantic import SemanticChoice
 
 if TYPE_CHECKING:
     from targeting.rules_loader import RuleSet
 
 
-def add_model_options(p: argparse.ArgumentParser, *, clip_default: ClipMode = "auto") -> None:
+SEMANTIC_FLAG_CHOICES = ("auto", "clip", "lite", "off")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("models")
+    g.add_argument(
+        "--semantic",
+        choices=SEMANTIC_FLAG_CHOICES,
+        default=None,
+        help="semantic model for concepts, IAB and prompt safety: auto (default: clip when its "
+        "weights are fetched, else lite), clip, lite (embedded, any CPU) or off",
+    )
     g.add_argument(
         "--random-weights",
         action="store_true",
         help="run CLIP with random weights (tests/benchmarks: same compute, meaningless scores)",
     )
-    g.add_argument("--no-clip", action="store_true", help="do not load CLIP at all")
     g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     g.add_argument(
         "--batch-size",
@@ -40,7 +50,6 @@ def add_model_options(p: argparse.ArgumentParser, *, clip_default: ClipMode = "a
         default=DEFAULT_KEYFRAME_INTERVAL_S,
         help="seconds between keyframes in a video (shot cuts are added)",
     )
-    p.set_defaults(clip_default=clip_default)
 
 
 def check_model_options(args: argparse.Namespace) -> None:
@@ -49,8 +58,11 @@ def check_model_options(args: argparse.Namespace) -> None:
     Each value is checked by its ``type=`` when parsed; this checks them together (and again
     the values, for a Namespace built by hand), so a command calls it before any work.
     """
-    if args.random_weights and args.no_clip:
-        raise InvalidArgument("--random-weights and --no-clip contradict each other: pick one")
+    if args.random_weights and args.semantic not in (None, "clip"):
+        raise InvalidArgument(
+            f"--random-weights (random CLIP) and --semantic {args.semantic} contradict each "
+            "other: pick one"
+        )
     if not (math.isfinite(args.interval) and args.interval > 0):
         raise InvalidArgument(
             f"--interval must be a finite number of seconds > 0, got {args.interval}"
@@ -59,15 +71,22 @@ def check_model_options(args: argparse.Namespace) -> None:
         raise InvalidArgument(f"--batch-size must be a whole number >= 1, got {args.batch_size}")
 
 
-def pipeline_config_from_args(
-    args: argparse.Namespace, *, brands_dir: Path | None, clip_default: ClipMode | None = None
-) -> PipelineConfig:
+def semantic_choice(args: argparse.Namespace) -> SemanticChoice:
+    """The semantic model the flags ask for: ``random`` for --random-weights, else --semantic
+    (``auto`` when not given)."""
     check_model_options(args)
-    default: ClipMode = clip_default or args.clip_default
-    clip: ClipMode = "random" if args.random_weights else "off" if args.no_clip else default
+    if args.random_weights:
+        return "random"
+    choice: SemanticChoice = args.semantic or "auto"
+    return choice
+
+
+def pipeline_config_from_args(
+    args: argparse.Namespace, *, brands_dir: Path | None
+) -> PipelineConfig:
     return PipelineConfig(
         brands_dir=brands_dir,
-        clip=clip,
+        semantic=semantic_choice(args),
         device=args.device,
         batch_size=args.batch_size,
         keyframes=KeyframeConfig(interval_s=args.interval),
@@ -75,19 +94,24 @@ def pipeline_config_from_args(
 
 
 def pipeline_config_for_rules(args: argparse.Namespace, rules: RuleSet) -> PipelineConfig:
-    """The models a rules directory needs: CLIP is required exactly when the rules use it
-    (concept or IAB clauses, excluded concepts, prompt-based safety classes) and skipped
-    otherwise unless asked for. The pipeline loads no reference logos: the rules snapshot
+    """The models a rules directory needs. The semantic model loads exactly when the rules use
+    it (concept or IAB clauses, excluded concepts, prompt-based safety classes), unless the
+    flags name one; rules that need it with ``--semantic off`` are refused with where they need
+    it (file:line). The pipeline loads no reference logos: the rules snapshot
     (``serving.targeter.build_snapshot``) builds the matcher from the rules' brands, so a reload
-    rebuilds it, and face-only rules (no or an empty ``brands/``) load none."""
-    from serving.targeter import clip_needs
+    rebuilds it, and face-only rules (no or an empty ``brands/``) load none. OCR runs only for
+    rules that target or exclude text (it costs ~1 s a frame on a CPU)."""
+    from serving.targeter import semantic_needs
 
-    cfg = pipeline_config_from_args(
-        args,
-        brands_dir=None,  # the rules snapshot (serving.targeter) builds the logo matcher
-        clip_default="required" if clip_needs(rules) else "off",
-    )
-    # OCR costs ~1 s a frame on a CPU: it runs only for rules that target or exclude text
+    cfg = pipeline_config_from_args(args, brands_dir=None)
+    needs = semantic_needs(rules)
+    if needs and cfg.semantic == "off":
+        raise InvalidArgument(
+            "--semantic off, but these rules need a semantic model:\n  " + "\n  ".join(needs)
+        )
+    explicit = args.random_weights or args.semantic is not None
+    if not needs and not explicit:
+        cfg = dataclasses.replace(cfg, semantic="off")
     return dataclasses.replace(cfg, ocr=rules.uses_text)
 
 

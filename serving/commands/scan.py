@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Keyframes -> facts -> placements for each media. One JSON line per placement, one "
             '{"media", "error"} line per media that could not be read (the scan goes on). '
             "Every argument is checked before any model loads. Models: the face/safety "
-            "detector always; reference-logo matching when the rules have brands/; CLIP only "
-            "when the rules use concepts, IAB or prompt safety (its weights must be fetched, "
-            "or pass --random-weights). Exit 0 if at least one media was scanned, 1 if none "
+            "detector always; reference-logo matching when the rules have brands/; OCR when "
+            "they target or exclude text; the semantic model (--semantic) only when they use "
+            "concepts, IAB or prompt safety. Exit 0 if at least one media was scanned, 1 if none "
             "was, 2 for a usage or input error or a placement store that stayed locked by "
             "another writer past --store-wait (one line; the media in progress is not "
             "checkpointed, so --resume redoes it)."
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if args.table:
-        print_table(summary.results, meaningful=pipeline.clip_meaningful or pipeline.clip is None)
+        print_table(summary.results, meaningful=pipeline.meaningful)
     # media done by an interrupted run count: the scan as a whole produced results
     return 0 if summary.ok or summary.skipped else 1
 

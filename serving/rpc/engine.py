@@ -41,13 +41,15 @@ class Engine:
     a burst is refused before its decode work starts, not after."""
 
     def models(self) -> list[str]:
-        """Names of the models that run, e.g. ``clip:ViT-B-32``, ``detector:nudenet-320n``."""
+        """Names of the models that run, e.g. ``semantic:lite``, ``semantic:clip:ViT-B-32``,
+        ``detector:nudenet-320n``."""
         cfg = self.pipeline.config
         out: list[str] = []
-        if self.pipeline.clip is not None:
-            out.append(
-                f"clip:{cfg.clip_model}" + ("" if self.pipeline.clip_meaningful else ":random")
-            )
+        name = self.pipeline.semantic_name
+        if name.startswith("clip"):
+            out.append(f"semantic:clip:{cfg.clip_model}" + ("" if name == "clip" else ":random"))
+        elif name != "off":
+            out.append(f"semantic:{name}")
         if self.pipeline.analyzer.detector is not None and cfg.detector_weights:
             out.append(f"detector:{cfg.detector_weights}")
         if self.targeter.snapshot.logos is not None:

@@ -25,7 +25,7 @@ def served(tmp_path_factory, real_images):
     media = root / "media"
     media.mkdir()
     build_video(media / "clip.mp4", (Scene("grace_hopper", 0.0, 3.0),), (), fps=5)
-    pipeline = build_pipeline(PipelineConfig(brands_dir=rules / "brands", clip="off"))
+    pipeline = build_pipeline(PipelineConfig(brands_dir=rules / "brands", semantic="off"))
     loop = ServerThread()
     cfg = local_config(rules, media_root=media, store=root / "store.db", max_wait_ms=5)
     server = loop.start(cfg, pipeline)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vision.semantic import CLIP_SCALE
+
 FAKE_DIM = 64
 """Small but high enough that unrelated random unit vectors have cosines near 0 (sd ~ 0.125)."""
 
@@ -25,7 +27,7 @@ def _unit(seed_text: bytes, dim: int) -> np.ndarray:
 
 
 class FakeEmbedder:
-    """A ``ConceptEmbedder``: texts and image files -> (N, dim) float32 unit rows, deterministic.
+    """A ``SemanticModel``: texts and image files -> (N, dim) float32 unit rows, deterministic.
 
     ``calls`` records each call (``("texts", n)`` / ``("images", n)``) so tests can check that
     every distinct concept is embedded once.
@@ -42,6 +44,11 @@ class FakeEmbedder:
     @property
     def model_id(self) -> str:
         return f"fake-sha256-{self._dim}"
+
+    name = "fake"
+    meaningful = True
+    score_scale = CLIP_SCALE
+    """CLIP's scale: the rules' thresholds apply unchanged, as the tests write them."""
 
     def text_vector(self, text: str) -> np.ndarray:
         return _unit(b"text:" + text.encode(), self._dim)

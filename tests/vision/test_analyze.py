@@ -38,7 +38,7 @@ def frames(n: int) -> list[Frame]:
 
 def test_batches_and_order() -> None:
     c = Counting()
-    a = Analyzer(clip=c, detector=c, logos=c, concepts=c, safety=c, batch_size=4)
+    a = Analyzer(semantic=c, detector=c, logos=c, concepts=c, safety=c, batch_size=4)
     facts = list(a.analyze(iter(frames(10))))
     assert c.calls == [4, 4, 2]
     assert [f.t for f in facts] == [i * 0.5 for i in range(10)]
@@ -57,14 +57,17 @@ def test_missing_components_contribute_nothing() -> None:
 
 def test_streams_lazily() -> None:
     c = Counting()
-    gen = Analyzer(clip=c, batch_size=2).analyze(iter(frames(100)))
+    gen = Analyzer(semantic=c, batch_size=2).analyze(iter(frames(100)))
     next(gen)
     assert c.calls == [2]
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"batch_size": 0}, "batch_size must be >= 1"), ({"concepts": Counting()}, "needs CLIP")],
+    [
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"concepts": Counting()}, "needs image embeddings"),
+    ],
 )
 def test_bad_config(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):

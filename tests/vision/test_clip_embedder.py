@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from targeting.embedding import ConceptEmbedder
 from tests.conftest import read_rgb
 from vision.clip_embedder import ClipEmbedder
 from vision.device import pick_device
 from vision.errors import ModelError, WeightsError
 from vision.image_decode import read_image_file
+from vision.semantic import SemanticModel
 
 TINY_MODEL = "onscreen-test-tiny"
 """A 2-layer, 32-d open_clip ViT: the real code paths (tokenizer, towers, checkpoint loading)
@@ -208,7 +208,7 @@ def test_embed_images_rejects_bad_arrays(tiny: ClipEmbedder, photos, bad, messag
 
 
 def test_satisfies_concept_embedder_protocol(b32: ClipEmbedder, tiny: ClipEmbedder) -> None:
-    assert isinstance(b32, ConceptEmbedder) and isinstance(tiny, ConceptEmbedder)
+    assert isinstance(b32, SemanticModel) and isinstance(tiny, SemanticModel)
 
 
 # -- image files -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import read_rgb
 from tests.vision.test_clip_embedder import TINY_MODEL, register_tiny_model
 from vision.clip_embedder import ClipEmbedder
+from vision.errors import ModelError
 from vision.safety import DEFAULT_CLIP_FLAG_FLOOR, SafetyScorer
 from vision.safety_classes import NEUTRAL_PROMPTS, SAFETY_CLASSES, SafetyClass
 from vision.types import Detection, SafetyFlag
@@ -21,6 +22,7 @@ class OrthogonalPrompts:
     def __init__(self, dim: int = 64) -> None:
         self.dim = dim
         self.model_id = "orthogonal-fake"
+        self.meaningful = True
         self.index: dict[str, int] = {}
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
@@ -175,14 +177,14 @@ def test_scorer_validation(kwargs, message) -> None:
 
 
 @pytest.mark.parametrize(
-    "embeddings, detections, message",
+    "embeddings, detections, error, message",
     [
-        (np.zeros((2, 32), np.float32), [[]], "embeddings has 2 rows but detections covers 1"),
-        (np.zeros((1, 16), np.float32), [[]], r"must be \(N, 32\), got \(1, 16\)"),
+        (np.zeros((2, 32), np.float32), [[]], ValueError, "embeddings has 2 rows but detections covers 1"),
+        (np.zeros((1, 16), np.float32), [[]], ModelError, r"must be \(N, 32\), got \(1, 16\)"),
     ],
-)
-def test_flags_input_errors(tiny, embeddings, detections, message) -> None:
-    with pytest.raises(ValueError, match=message):
+)  # fmt: skip
+def test_flags_input_errors(tiny, embeddings, detections, error, message) -> None:
+    with pytest.raises(error, match=message):
         SafetyScorer(tiny).flags(embeddings, detections)
 
 
@@ -200,6 +202,7 @@ def test_prompt_matrix_is_computed_once(tiny, frames) -> None:
             self.calls = 0
             self.dim = tiny.dim
             self.model_id = tiny.model_id
+            self.meaningful = True
 
         def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
             self.calls += 1

@@ -11,11 +11,12 @@ import pytest
 from tests.conftest import read_rgb
 from tests.vision.test_clip_embedder import TINY_MODEL, register_tiny_model
 from vision.clip_embedder import ClipEmbedder
+from vision.errors import ModelError
 from vision.types import ConceptScore
 from vision.vocabulary import (
     CACHE_DIR_ENV,
-    ConceptIndex,
     ConceptVocabulary,
+    VocabularyIndex,
     default_cache_dir,
     top_k_scores,
 )
@@ -214,15 +215,18 @@ def test_top_k_order_and_shape() -> None:
     ],
 )
 def test_top_k_errors(emb, matrix, k, message) -> None:
-    with pytest.raises(ValueError, match=message):
+    """Bad embeddings are the model's fault (ModelError); a bad k or matrix is the caller's."""
+    error = ModelError if message.startswith(("must", "r")) or "floating" in message else ValueError
+    with pytest.raises(error, match=message) as got:
         top_k_scores(emb, matrix, list("abcd"), list("abcd"), k)
+    assert type(got.value) is error
 
 
 def test_index_ranks_real_frames(tiny: ClipEmbedder, real_images, tmp_path: Path) -> None:
     """The Analyzer's ConceptRanker: IAB matrix x real photo embeddings, one product."""
     vocab = ConceptVocabulary.from_iab()
     index = vocab.index(tiny, cache_dir=tmp_path)
-    assert isinstance(index, ConceptIndex) and index.dim == 32
+    assert isinstance(index, VocabularyIndex) and index.dim == 32
     assert not index.matrix.flags.writeable
     emb = tiny.embed_images([read_rgb(real_images[n]) for n in ("bus", "coffee", "chelsea")])
     top = index.top_k(emb, 5)
@@ -237,4 +241,4 @@ def test_index_ranks_real_frames(tiny: ClipEmbedder, real_images, tmp_path: Path
             assert s.name == vocab.names[j]
             assert s.score == pytest.approx(float(full[i, j]), abs=1e-6)
     with pytest.raises(ValueError, match=r"matrix must be \(704, D\)"):
-        ConceptIndex(vocab, index.matrix[:10])
+        VocabularyIndex(vocab, index.matrix[:10])

@@ -156,7 +156,7 @@ def test_scan_media_reports_each_keyframe_for_progress(scene) -> None:
     from vision.pipeline import PipelineConfig, build_pipeline
 
     rules, media, _ = scene
-    pipeline = build_pipeline(PipelineConfig(brands_dir=rules / "brands", clip="off"))
+    pipeline = build_pipeline(PipelineConfig(brands_dir=rules / "brands", semantic="off"))
     seen: list[float] = []
     result = scan_media(
         Targeter(pipeline, load_rules(rules)),

@@ -11,7 +11,7 @@ from serving.commands.cli import main
 
 
 def test_analyze_grace_hopper_json_has_one_face_with_box(real_images, capsys) -> None:
-    assert main(["analyze", str(real_images["grace_hopper"]), "--json", "--no-clip"]) == 0
+    assert main(["analyze", str(real_images["grace_hopper"]), "--json", "--semantic", "off"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out) >= {"faces", "logos", "safety", "concepts", "t", "media"}
     assert len(out["faces"]) == 1
@@ -23,7 +23,7 @@ def test_analyze_grace_hopper_json_has_one_face_with_box(real_images, capsys) ->
 
 
 def test_analyze_table_names_the_face(real_images, capsys) -> None:
-    assert main(["analyze", str(real_images["zidane"]), "--no-clip"]) == 0
+    assert main(["analyze", str(real_images["zidane"]), "--semantic", "off"]) == 0
     out = capsys.readouterr().out
     assert out.count("face") >= 2
 
@@ -37,7 +37,9 @@ def test_analyze_video_lists_keyframes_with_t_and_logos(tmp_path: Path, capsys) 
         (Scene("bus", 0.0, 2.0), Scene("coffee", 2.0, 3.0)),
         (LogoOverlay("rival", 1.0, 3.0, center=(0.7, 0.7), scale=0.3),),
     )
-    code = main(["analyze", str(video), "--json", "--no-clip", "--brands", str(RULES / "brands")])
+    code = main(
+        ["analyze", str(video), "--json", "--semantic", "off", "--brands", str(RULES / "brands")]
+    )
     assert code == 0
     frames = json.loads(capsys.readouterr().out)
     assert isinstance(frames, list)
@@ -61,7 +63,7 @@ def test_analyze_bad_file_exits_2_with_one_line(tmp_path: Path, capsys, content,
     path = tmp_path / "bad.jpg"
     if content is not None:
         path.write_bytes(content)
-    code = main(["analyze", str(path), "--no-clip"])
+    code = main(["analyze", str(path), "--semantic", "off"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("onscreen analyze: ")
@@ -75,7 +77,7 @@ def test_analyze_bad_file_exits_2_with_one_line(tmp_path: Path, capsys, content,
         (["--interval", "0"], "argument --interval: must be a finite number of seconds > 0, got '0'"),
         (["--batch-size", "0"], "argument --batch-size: must be a whole number >= 1, got '0'"),
         (["--brands", "/nonexistent"], "argument --brands: /nonexistent: no such directory"),
-        (["--random-weights", "--no-clip"], "--random-weights and --no-clip contradict each other"),
+        (["--random-weights", "--semantic", "off"], "--random-weights (random CLIP) and --semantic off contradict each other"),
     ],
 )  # fmt: skip
 def test_analyze_bad_arguments_exit_2_with_one_line_before_any_model(

@@ -78,7 +78,7 @@ def no_models(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--rules", "/nonexistent"], "argument --rules: /nonexistent: no such directory"),
         (["--rules", "{tmp}/file.txt"], "argument --rules: {tmp}/file.txt: not a directory"),
         (["--store-wait", "nan"], "argument --store-wait: must be a finite number of seconds > 0"),
-        (["--random-weights", "--no-clip"], "--random-weights and --no-clip contradict each other"),
+        (["--random-weights", "--semantic", "off"], "--random-weights (random CLIP) and --semantic off contradict each other"),
         (["--parquet", "{tmp}/o.jsonl"], "--out and --parquet name the same file"),
     ],
 )  # fmt: skip

@@ -30,7 +30,7 @@ RELOAD_WAIT_S = 15.0
 def pipeline(tmp_path_factory):
     from vision.pipeline import PipelineConfig, build_pipeline
 
-    return build_pipeline(PipelineConfig(clip="off"))  # no brands: logos come from the rules
+    return build_pipeline(PipelineConfig(semantic="off"))  # no brands: logos come from the rules
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ def world(tmp_path_factory, real_images):
 def pipeline(world):
     from vision.pipeline import PipelineConfig, build_pipeline
 
-    return build_pipeline(PipelineConfig(brands_dir=world["rules"] / "brands", clip="off"))
+    return build_pipeline(PipelineConfig(brands_dir=world["rules"] / "brands", semantic="off"))
 
 
 @pytest.fixture(scope="module")
