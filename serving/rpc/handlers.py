@@ -31,6 +31,7 @@ from pathlib import Path, PurePath
 import grpc
 
 from serving._proto.onscreen.v1 import targeting_pb2
+from serving.media_scan import keyframes_of, place_timeline
 from serving.rpc.config import (
     DEFAULT_MAX_PLACEMENTS,
     MAX_CAMPAIGN_FILTER,
@@ -358,14 +359,10 @@ async def _scan_video(
     deadline: float | None,
     received_bytes: int,
 ) -> AsyncIterator[ScanEvent]:
-    from vision.media import load_frames
-
     engine = core.engine()
     started = time.perf_counter()
     duration = await asyncio.to_thread(_media_duration, path)
-    frames: Iterator[Frame] = await asyncio.to_thread(
-        load_frames, path, media_id, config=engine.pipeline.keyframes
-    )
+    frames: Iterator[Frame] = await asyncio.to_thread(keyframes_of, engine.pipeline, path, media_id)
     window = max(1, min(engine.batcher.max_batch, engine.batcher.max_queue // 4))
     in_flight: collections.deque[asyncio.Future[FrameFacts]] = collections.deque()
     facts: list[FrameFacts] = []
@@ -400,15 +397,17 @@ async def _scan_video(
     finally:
         for fut in in_flight:
             fut.cancel()
-    if not facts:
-        raise MediaError(f"{path}: no frames could be decoded")
-    yield progress(facts[-1].t)
-    placements = filter_placements(
-        await asyncio.to_thread(
-            engine.targeter.place, facts, media=media_id, today=core.today(), snapshot=snapshot
-        ),
-        wanted,
-    )
+    if facts:
+        yield progress(facts[-1].t)
+    outcome = await asyncio.to_thread(
+        place_timeline,
+        engine.targeter,
+        facts,
+        media=media_id,
+        today=core.today(),
+        snapshot=snapshot,
+    )  # the batch scan's own check and message for a media without a decodable frame
+    placements = filter_placements(list(outcome.placements), wanted)
     for p in placements:
         yield ScanEvent(placement=p)
     if store:
