@@ -59,15 +59,15 @@ def main() -> int:
 
     from vision.analyze import Analyzer
     from vision.clip_embedder import ClipEmbedder
-    from vision.detectors import DEFAULT_DETECTOR_IMGSZ, face_safety_detector
+    from vision.detectors import DEFAULT_DETECTOR_CONF, DEFAULT_DETECTOR_IMGSZ, face_safety_detector
     from vision.errors import WeightsError
     from vision.logo_matcher import LogoMatcher
-    from vision.pipeline import DEFAULT_DETECTOR_CONF
     from vision.types import Frame
     from vision.weights import resolve
 
     images = frames(args.frames)
     clip = ClipEmbedder(random_weights=True, device=args.device)
+    clip_int8 = None if clip.device.is_cuda else ClipEmbedder(random_weights=True, int8=True)
     det = face_safety_detector(
         resolve("nudenet-320n"),
         imgsz=DEFAULT_DETECTOR_IMGSZ,
@@ -76,7 +76,18 @@ def main() -> int:
     )
     logos = LogoMatcher.from_brands_dir(RULES / "brands")
     analyzer = Analyzer(semantic=clip, detector=det, logos=logos)
+
+    def bare_tower(ims: list[np.ndarray]) -> None:
+        """The visual tower alone on a tensor preprocessed beforehand: the ceiling."""
+        x = pre.get(len(ims))
+        if x is None:
+            x = pre[len(ims)] = clip.preprocess(ims)
+        with torch.inference_mode():
+            clip._model.encode_image(x)
+
+    pre = {b: clip.preprocess(images[:b]) for b in args.batch}
     comps = {
+        "clip visual tower alone (no preproc)": bare_tower,
         "clip ViT-B-32 (random init)": clip.embed_images,
         f"detector nudenet imgsz {DEFAULT_DETECTOR_IMGSZ}": det.detect,
         "logo matcher (2 brands)": logos.match_many,
@@ -84,6 +95,15 @@ def main() -> int:
             [Frame("b", 0.0, im) for im in ims]
         ),
     }
+    if clip_int8 is not None:
+        comps["clip ViT-B-32 int8 (--clip-int8)"] = clip_int8.embed_images
+    try:
+        from vision.lite import load_lite_model
+
+        lite = load_lite_model(device=args.device)
+        comps["lite (EfficientNet-Lite0 + ConSE)"] = lite.embed_images
+    except (WeightsError, ImportError) as exc:
+        print(f"lite skipped: {exc}")
     try:
         from vision.ocr import text_reader
 
@@ -104,6 +124,11 @@ def main() -> int:
         rates = [rate(fn, images, b) for b in args.batch]
         cells = "".join(f"{r:12.1f}" for r in rates)
         print(f"{name:36}{cells}{rates[-1] / rates[0]:10.2f}")
+    if clip_int8 is not None:
+        cos = (clip_int8.embed_images(images) * clip.embed_images(images)).sum(axis=1)
+        print(
+            f"clip int8 vs fp32 image-embedding cosine: min {cos.min():.5f}, mean {cos.mean():.5f}"
+        )
     return 0
 
 

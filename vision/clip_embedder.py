@@ -133,6 +133,25 @@ def _check_batch_size(name: str, value: int) -> int:
     return value
 
 
+def _quantize_visual_linears(model: torch.nn.Module) -> None:
+    """Swap the visual tower's ``nn.Linear`` layers for int8 dynamically quantized ones, in place.
+
+    Dynamic quantization (weights int8 ahead of time, activations quantized per batch) needs
+    no calibration data and keeps the text tower (and so every cached concept matrix) exactly
+    fp32. Measured here on ViT-B-32 with 2 CPU cores: ~1.4x the fp32 tower, embedding cosine to
+    fp32 >= 0.9998 (bench/bench_analyze.py reports both). ``torch.ao.quantization`` warns that
+    it moves to torchao; it is what torch 2.14 ships, so the warning is silenced here.
+    """
+    import warnings
+
+    visual = cast(Any, model).visual
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cast(Any, model).visual = torch.ao.quantization.quantize_dynamic(
+            visual, {torch.nn.Linear}, dtype=torch.qint8
+        )
+
+
 class ClipEmbedder:
     """An open_clip model on one device, embedding images and texts into one (D,) space.
 
@@ -158,6 +177,7 @@ class ClipEmbedder:
         text_batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
         weights_sha256: str | None = None,
         text_cache_size: int = TEXT_CACHE_SIZE,
+        int8: bool = False,
     ) -> None:
         self._batch_size = _check_batch_size("batch_size", batch_size)
         self._text_batch_size = _check_batch_size("text_batch_size", text_batch_size)
@@ -200,6 +220,14 @@ class ClipEmbedder:
         self._model = cast(
             _ClipModel, model.to(device=self._choice.device, dtype=self._choice.dtype)
         )
+        self._int8 = bool(int8)
+        if self._int8:
+            if self._choice.is_cuda:
+                raise ModelError(
+                    "int8 dynamic quantization of CLIP runs on a CPU only; on a GPU CLIP runs in "
+                    "fp16, which is faster still: drop --clip-int8 or pass --device cpu"
+                )
+            _quantize_visual_linears(model)
 
         pp = dict(self._model.visual.preprocess_cfg)
         size = pp["size"]
@@ -243,6 +271,11 @@ class ClipEmbedder:
         self._cache_lock = threading.Lock()
         self._hits = 0
         self._misses = 0
+
+    @property
+    def int8(self) -> bool:
+        """True when the visual tower's linear layers run int8 (``int8=True``, CPU only)."""
+        return self._int8
 
     @staticmethod
     def _build(model_name: str, weights: Path | None) -> torch.nn.Module:
@@ -290,7 +323,8 @@ class ClipEmbedder:
     @property
     def name(self) -> str:
         """``clip`` or ``clip-random``: what notices and metrics call this model."""
-        return "clip-random" if self._is_random else "clip"
+        base = "clip-random" if self._is_random else "clip"
+        return f"{base}-int8" if self._int8 else base
 
     @property
     def meaningful(self) -> bool:
@@ -355,7 +389,16 @@ class ClipEmbedder:
         host = torch.from_numpy(np.stack(imgs))  # (n, h, w, 3) uint8
         if self._choice.is_cuda:
             host = host.pin_memory()
-        x = host.to(dev, non_blocking=True).permute(0, 3, 1, 2).float()
+        x = host.to(dev, non_blocking=True).permute(0, 3, 1, 2)
+        # On a CPU the resize runs on uint8, channels-last: torch's AVX kernels for antialiased
+        # uint8 resampling are ~6x faster on 1280x720 frames than float32, and round and clamp
+        # to 0..255 as PIL does by construction (measured: the component went from 0.82 to
+        # >= 0.9 of the bare visual tower). CUDA has no uint8 antialias kernel: float there.
+        x = (
+            x.contiguous(memory_format=torch.channels_last)
+            if not self._choice.is_cuda
+            else x.float()
+        )
         th, tw = self._size
         if self._resize_mode == "squash":
             nh, nw = th, tw
@@ -370,9 +413,10 @@ class ClipEmbedder:
             x = F.interpolate(
                 x, size=(nh, nw), mode=self._interpolation, align_corners=False, antialias=True
             )
-            x = x.clamp_(0.0, 255.0).round_()
+            if x.is_floating_point():
+                x = x.clamp_(0.0, 255.0).round_()
         top, left = int(round((nh - th) / 2.0)), int(round((nw - tw) / 2.0))
-        x = x[:, :, top : top + th, left : left + tw]
+        x = x[:, :, top : top + th, left : left + tw].float()
         x = (x / 255.0 - self._mean) / self._std
         return x.to(self._choice.dtype)
 

@@ -58,6 +58,7 @@ class PipelineConfig:
     semantic: SemanticChoice = "auto"
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_weights: str = DEFAULT_CLIP_WEIGHTS
+    clip_int8: bool = False
     detector_weights: str | None = DEFAULT_DETECTOR_WEIGHTS
     detector_imgsz: int = DEFAULT_DETECTOR_IMGSZ
     detector_conf: float = DEFAULT_DETECTOR_CONF
@@ -126,13 +127,16 @@ def _load_semantic(cfg: PipelineConfig, notices: list[str]) -> SemanticModel | N
         # the embedder's own warning would say it a second time on every entry point.
         notices.append(RANDOM_CLIP_NOTICE)
         with _without_random_weights_warning():
-            return load_semantic_model("random", device=cfg.device, clip_model=cfg.clip_model)
+            return load_semantic_model(
+                "random", device=cfg.device, clip_model=cfg.clip_model, clip_int8=cfg.clip_int8
+            )
     try:
-        return load_semantic_model(
+        model = load_semantic_model(
             cfg.semantic,
             device=cfg.device,
             clip_model=cfg.clip_model,
             clip_weights=cfg.clip_weights,
+            clip_int8=cfg.clip_int8,
         )
     except WeightsError as exc:
         hint = (
@@ -143,6 +147,9 @@ def _load_semantic(cfg: PipelineConfig, notices: list[str]) -> SemanticModel | N
             "--semantic off to run without semantics (concepts, IAB and prompt safety need it), "
             "or --random-weights for tests and benchmarks (scores are then not meaningful)"
         ) from exc
+    if cfg.clip_int8 and model is not None and not model.name.startswith("clip"):
+        notices.append(f"--clip-int8 has no effect: the semantic model is {model.name}, not CLIP")
+    return model
 
 
 def safety_logit_scale(model: SemanticModel) -> float:

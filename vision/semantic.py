@@ -139,12 +139,14 @@ def load_semantic_model(
     device: str = "auto",
     clip_model: str = "ViT-B-32",
     clip_weights: str = "clip-vit-b-32-laion2b",
+    clip_int8: bool = False,
 ) -> SemanticModel | None:
     """The one factory of semantic models (pipeline, catalog, benchmarks call it).
 
     ``auto``: CLIP when its weights are fetched, else ``lite``; ``clip``/``lite``: that model
     or a WeightsError naming the fetch command; ``random``: CLIP with random weights (tests and
-    benchmarks); ``off``: None. Imports are deferred: loading torch is the caller's choice.
+    benchmarks); ``off``: None. ``clip_int8`` runs CLIP's visual tower int8 (CPU only; no
+    effect on ``lite``). Imports are deferred: loading torch is the caller's choice.
     """
     if choice not in SEMANTIC_CHOICES:
         raise ValueError(f"semantic model must be one of {SEMANTIC_CHOICES}, got {choice!r}")
@@ -153,7 +155,7 @@ def load_semantic_model(
     if choice == "random":
         from vision.clip_embedder import ClipEmbedder
 
-        return ClipEmbedder(clip_model, random_weights=True, device=device)
+        return ClipEmbedder(clip_model, random_weights=True, device=device, int8=clip_int8)
     from vision.weights import Manifest, resolve
 
     if choice in ("auto", "clip"):
@@ -169,7 +171,9 @@ def load_semantic_model(
 
             # resolve() verified the file: hand over its sha256 rather than hash 600 MB again
             sha = Manifest.load().get(clip_weights).sha256
-            return ClipEmbedder(clip_model, weights=path, device=device, weights_sha256=sha)
+            return ClipEmbedder(
+                clip_model, weights=path, device=device, weights_sha256=sha, int8=clip_int8
+            )
     from vision.lite import load_lite_model
 
     return load_lite_model(device=device)

@@ -46,8 +46,9 @@ class Engine:
         cfg = self.pipeline.config
         out: list[str] = []
         name = self.pipeline.semantic_name
-        if name.startswith("clip"):
-            out.append(f"semantic:clip:{cfg.clip_model}" + ("" if name == "clip" else ":random"))
+        if name.startswith("clip"):  # clip[-random][-int8] -> semantic:clip:<arch>[:random][:int8]
+            variant = "".join(f":{v}" for v in name.split("-")[1:])
+            out.append(f"semantic:clip:{cfg.clip_model}{variant}")
         elif name != "off":
             out.append(f"semantic:{name}")
         if self.pipeline.analyzer.detector is not None and cfg.detector_weights:

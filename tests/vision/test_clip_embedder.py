@@ -156,7 +156,8 @@ def test_embed_images_shape_dtype_norm_and_batching(b32: ClipEmbedder, photos) -
 
 
 def test_preprocess_matches_open_clip_transform(b32: ClipEmbedder, real_images) -> None:
-    """Same input tensor as open_clip's PIL eval transform, up to PIL's integer rounding."""
+    """Same input tensor as open_clip's PIL eval transform: resampled in uint8 like PIL, so the
+    only differences are rounding ties (a float resample measured mean 0.002, max 0.085)."""
     reference = open_clip.image_transform(224, is_train=False)
     for name in ("bus", "zidane", "astronaut", "coffee", "chelsea"):
         img = read_rgb(real_images[name])
@@ -164,8 +165,8 @@ def test_preprocess_matches_open_clip_transform(b32: ClipEmbedder, real_images) 
         got = b32.preprocess([img])
         assert got.shape == want.shape == (1, 3, 224, 224)
         diff = (got - want).abs()
-        assert float(diff.mean()) < 0.005, name
-        assert float(diff.max()) < 0.1, name
+        assert float(diff.mean()) < 0.0005, name
+        assert float(diff.max()) < 0.03, name
 
 
 def test_random_init_is_deterministic_loud_and_leaves_rng_alone(
@@ -205,6 +206,15 @@ def test_random_init_is_deterministic_loud_and_leaves_rng_alone(
 def test_embed_images_rejects_bad_arrays(tiny: ClipEmbedder, photos, bad, message) -> None:
     with pytest.raises(ValueError, match=message):
         tiny.embed_images([photos[0], bad])
+
+
+def test_int8_visual_tower_stays_close_to_fp32(b32: ClipEmbedder, photos) -> None:
+    q = ClipEmbedder(random_weights=True, device="cpu", int8=True)
+    assert q.int8 and q.name == "clip-random-int8" and q.model_id == b32.model_id
+    assert not any(type(m) is torch.nn.Linear for m in q._model.visual.modules())
+    cos = (q.embed_images(photos) * b32.embed_images(photos)).sum(axis=1)
+    assert cos.min() > 0.999, cos
+    np.testing.assert_array_equal(q.embed_texts(["a bus"]), b32.embed_texts(["a bus"]))
 
 
 def test_satisfies_concept_embedder_protocol(b32: ClipEmbedder, tiny: ClipEmbedder) -> None:
