@@ -1,8 +1,8 @@
 """Build the example media from real photos that ship inside installed packages.
 
 Real pixels, known truth: a 20 s video cut from five photos, with the acme logo pasted on screen
-from 6.0 s to 12.0 s (across a cut at 9.0 s) and the rival logo from 17.0 s to the end, plus a
-pin image. The truth is written next to the media as ``truth.json`` so a person (and the tests)
+from 6.0 s to 12.0 s (across a cut at 9.0 s), the rival logo from 17.0 s to the end and a text
+banner "WINTER TYRES SALE" over the bus from 4.0 s to 9.0 s, plus a pin image. The truth is written next to the media as ``truth.json`` so a person (and the tests)
 can check what the scan should find.
 
     python examples/build_media.py [OUT_DIR]     # default: examples/media
@@ -70,6 +70,20 @@ OVERLAYS = (
 )
 
 
+@dataclass(frozen=True)
+class TextBanner:
+    """One line of text on a plate, as a broadcaster's lower third or a shop's banner."""
+
+    text: str
+    start_s: float
+    end_s: float
+    origin: tuple[float, float]
+    size_px: int
+
+
+BANNERS = (TextBanner("WINTER TYRES SALE", 4.0, 9.0, origin=(0.05, 0.06), size_px=30),)
+
+
 def read_rgba(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
@@ -132,10 +146,14 @@ def build_video(
     scenes: tuple[Scene, ...] = SCENES,
     overlays: tuple[LogoOverlay, ...] = OVERLAYS,
     *,
+    banners: tuple[TextBanner, ...] = BANNERS,
     rules: Path = RULES,
     fps: int = FPS,
 ) -> dict[str, object]:
-    """Write the video and return its truth: cut times and each overlay's interval and box."""
+    """Write the video and return its truth: cut times, each overlay's and each banner's
+    interval and box."""
+    from vision.synthetic import render_text
+
     photos = {s.photo: cover(read_rgba(package_image(*PHOTOS[s.photo]))[..., :3]) for s in scenes}
     raw = {o.brand: brand_logo(o.brand, rules) for o in overlays}
     logos = {b: on_plate(logo) for b, logo in raw.items()}
@@ -144,6 +162,10 @@ def build_video(
     for o in overlays:  # truth: the logo's own visible pixels, not its card
         _, box = paste_logo(blank, pad_transparent(raw[o.brand]), center=o.center, scale=o.scale)
         boxes[o.brand] = [round(v, 4) for v in box]
+    text_boxes = [
+        render_text(blank, b.text, origin=b.origin, size_px=b.size_px, plate=(20, 20, 20))[1]
+        for b in banners
+    ]
     duration = scenes[-1].end_s
     n = round(duration * fps)
 
@@ -155,6 +177,11 @@ def build_video(
             for o in overlays:
                 if o.start_s <= t < o.end_s:
                     img, _ = paste_logo(img, logos[o.brand], center=o.center, scale=o.scale)
+            for b in banners:
+                if b.start_s <= t < b.end_s:
+                    img, _ = render_text(
+                        img, b.text, origin=b.origin, size_px=b.size_px, plate=(20, 20, 20)
+                    )
             yield img
 
     write_video(path, frames(), fps)
@@ -165,6 +192,10 @@ def build_video(
         "cuts_s": [s.start_s for s in scenes[1:]],
         "scenes": [asdict(s) for s in scenes],
         "logos": [{**asdict(o), "box": boxes.get(o.brand)} for o in overlays],
+        "text": [
+            {**asdict(b), "box": [round(v, 4) for v in box]}
+            for b, box in zip(banners, text_boxes, strict=True)
+        ],
     }
 
 

@@ -15,7 +15,12 @@ word:
 4. the phrase's words must match as many consecutive words of one OCR line (a phrase does not
    span two lines), within ``len(phrase) // EDIT_CHARS_PER_ERROR`` character edits
    (Levenshtein, counted on the canonical words joined by one space): phrases under 5 characters
-   must match exactly, ``winter tyres`` (12) may have 2 edits.
+   must match exactly, ``winter tyres`` (12) may have 2 edits;
+5. OCR models drop the blanks between Latin words (PP-OCRv4 reads a banner "WINTER TYRES SALE"
+   as ``WINTERTYRESSALE``): a phrase of two words or more also matches when its words, joined
+   with no blank, stand inside one word of the line, exactly. One-word phrases keep step 3's
+   whole-word rule (``acme`` is still not in ``acmeplex``): the joined form of a multi-word
+   phrase is long and specific enough that finding it inside a longer run is not chance.
 """
 
 from __future__ import annotations
@@ -75,7 +80,7 @@ def phrase_edits(phrase: Sequence[str], line: Sequence[str]) -> int | None:
     """Fewest edits with which ``phrase`` (canonical words) reads in ``line`` (canonical words),
     or None when it does not, within its ``edit_budget`` (module docstring, step 4)."""
     k = len(phrase)
-    if k == 0 or len(line) < k:
+    if k == 0 or not line:
         return None
     want = " ".join(phrase)
     budget = edit_budget(phrase)
@@ -88,4 +93,8 @@ def phrase_edits(phrase: Sequence[str], line: Sequence[str]) -> int | None:
             d = _distance(want, got, budget)
             if d <= budget and (best is None or d < best):
                 best = d
+    if best is None and k >= 2:
+        joined = "".join(phrase)
+        if any(joined in word for word in line):
+            return 0
     return best

@@ -87,6 +87,9 @@ def clause_text(clause: Clause) -> str:
         return f"face >={f.min_count}{most} area>={f.min_area:g}"
     if clause.iab is not None:
         return f"iab {','.join(clause.iab.ids)} top{clause.iab.top_k}"
+    if clause.text is not None:
+        phrases = ",".join(f'"{t}"' for t in clause.text.any)
+        return f"text {phrases}>={clause.text.min_score:g}"
     concept = clause.concept
     assert concept is not None  # a Clause holds exactly one kind (schema validator)
     if concept.prompt is not None:
@@ -102,6 +105,8 @@ def _exclude_text(c: Campaign) -> str:
         parts.append("logos " + ",".join(lg.brand for lg in c.exclude.logos))
     if c.exclude.concepts:
         parts.append(f"{len(c.exclude.concepts)} concept(s)")
+    if c.exclude.text:
+        parts.append("text " + ",".join(f'"{t}"' for t in c.exclude.text))
     return "; ".join(parts) or "-"
 
 
@@ -175,6 +180,7 @@ def summary_json(rules: RuleSet) -> dict[str, Any]:
                     "safety": list(c.exclude.safety),
                     "logos": [lg.brand for lg in c.exclude.logos],
                     "concepts": len(c.exclude.concepts),
+                    "text": list(c.exclude.text),
                 },
                 "min_duration_s": c.min_duration_s,
             }

@@ -150,11 +150,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _reason_text(r: dict) -> str:
     what = next(
-        (str(r[k]) for k in ("brand", "prompt", "iab", "label", "category", "example") if k in r),
+        (
+            str(r[k])
+            for k in ("brand", "prompt", "iab", "label", "category", "example", "text")
+            if k in r
+        ),
         "",
     )
     box = r.get("box")
     where = " [" + ", ".join(f"{v:.2f}" for v in box) + "]" if box else ""
+    what = f'"{what}"' if r["kind"] == "text" else what
     return f"{r['kind']} {what} {r['score']:.2f} @ {r['t']:.1f}s{where}"
 
 

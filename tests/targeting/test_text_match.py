@@ -37,6 +37,10 @@ def test_canonical_words_fold_case_width_and_confusions() -> None:
         ("winter tyres", "tyres winter", None),  # words in order
         ("winter tyres", "winter", None),
         ("winter tyres", "big winter tyres sale", 0),
+        ("winter tyres", "WINTERTYRESSALE", 0),  # OCR dropped the blanks (PP-OCRv4 does)
+        ("winter tyres", "BIG WINTERTYRES", 0),
+        ("winter tyres", "WINTERTYRSSALE", None),  # joined form: exact only
+        ("tyres", "WINTERTYRESSALE", None),  # one word: whole words only, even joined
         ("snow", "SN0W", 0),  # 0 for O
     ],
 )

@@ -48,7 +48,7 @@ def test_examples_are_clean(run_cli) -> None:
     code, out, err = run_cli("rules", "check", str(EXAMPLES))
     assert code == 0, out + err
     lines = out.splitlines()
-    assert lines[0].endswith(": 4 campaign(s), 2 brand(s), version " + lines[0][-12:])
+    assert lines[0].endswith(": 5 campaign(s), 2 brand(s), version " + lines[0][-12:])
     assert (
         "  acme-rival-conquest  (Acme Analytics, bid 5.5 CPM)  campaigns/acme-rival-conquest.yaml:3"
         in lines
@@ -56,6 +56,9 @@ def test_examples_are_clean(run_cli) -> None:
     assert "      target any: logo rival>=0.6" in lines
     assert "      target all: face >=1 area>=0.02" in lines
     assert '      target any: iab 210,222 top3 | concept "a cup of coffee">=0.25' in lines
+    tyres = '      target any: text "winter tyres","winter tires","snow chains">=0.5'
+    assert tyres in lines
+    assert '      exclude safety nudity; text "recall notice"  min 1s' in lines
     assert lines[lines.index("brands:") + 1 :][:2] == ["  acme: 1 image(s)", "  rival: 1 image(s)"]
     assert '  "a cup of coffee"' in lines
     assert "  222  Food & Drink > Non-Alcoholic Beverages" in lines
@@ -72,6 +75,7 @@ def test_examples_json(run_cli) -> None:
         "acme-rival-conquest",
         "beanery-coffee-break",
         "speakeasy-presenter",
+        "tyrehaus-winter-sale",
     ]
     conquest = doc["campaigns"][1]
     assert conquest["bid_cpm"] == 5.5 and conquest["any"] == ["logo"]
@@ -79,7 +83,9 @@ def test_examples_json(run_cli) -> None:
         "safety": ["nudity", "violence"],
         "logos": ["acme"],
         "concepts": 0,
+        "text": [],
     }
+    assert doc["campaigns"][4]["exclude"]["text"] == ["recall notice"]
     assert doc["brands"] == {"acme": 1, "rival": 1}
     assert doc["iab"] == [
         {"id": "210", "name": "Food & Drink"},
