@@ -45,6 +45,47 @@ _TextMemory = dict[str, tuple[float, tuple[TextRead, ...]]]
 """Per media id: the time (s) of its last OCR read and what that read found."""
 
 
+DEFAULT_TEXT_BLEND = 0.35
+"""Largest weight of the read text's embedding in a frame's embedding (reached at
+``TEXT_FULL_WEIGHT_CHARS`` characters of confident text): enough for a banner or a page of text
+to bring its categories, too little for a word or two to override what the picture shows."""
+TEXT_FULL_WEIGHT_CHARS = 40
+"""Characters of confident text at which the read text gets its full ``text_blend`` weight."""
+TEXT_MIN_SCORE = 0.8
+"""OCR lines below this confidence are left out of the blend (gibberish reads of textures)."""
+
+
+def blend_read_text(
+    embeddings: np.ndarray,
+    text: Sequence[Sequence[TextRead]],
+    model: SemanticModel,
+    weight: float = DEFAULT_TEXT_BLEND,
+) -> np.ndarray:
+    """Frame embeddings moved toward the embedding of the text read on them, renormalized.
+
+    Why: a page of text or a product banner says what a frame is about where the pixels say
+    little, and the semantic model embeds words and pictures in one space, so IAB categories,
+    concepts and prompt safety all see the words. The weight grows with the amount of
+    confident text (lines scoring >= TEXT_MIN_SCORE), up to ``weight``; frames without such
+    text keep their image embedding exactly. Each distinct read is embedded once per batch.
+    """
+    lines = [
+        " ".join(r.text for r in reads if r.score >= TEXT_MIN_SCORE and len(r.text) >= 3)
+        for reads in text
+    ]
+    distinct = sorted({line for line in lines if line})
+    if not distinct:
+        return embeddings
+    vectors = dict(zip(distinct, model.embed_texts(distinct), strict=True))
+    out = embeddings.copy()
+    for i, line in enumerate(lines):
+        if line:
+            a = weight * min(1.0, len(line) / TEXT_FULL_WEIGHT_CHARS)
+            v = (1.0 - a) * embeddings[i] + a * vectors[line]
+            out[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+    return out
+
+
 class BoxDetector(Protocol):
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]: ...
 
@@ -85,7 +126,8 @@ class Analyzer:
     of ``safety``);
     ``detector`` finds faces and safety boxes; ``logos`` matches reference logos; ``ocr``
     reads on-screen text on the keyframes ``ocr_due`` picks, ``ocr_interval_s`` (s, >= 0)
-    apart at most within a shot (see the module docstring).
+    apart at most within a shot (see the module docstring). ``text_blend`` (0..1, 0 = off) is
+    how much what OCR read moves a frame's embedding (``blend_read_text``).
     """
 
     semantic: SemanticModel | None = None
@@ -97,8 +139,11 @@ class Analyzer:
     top_concepts: int = DEFAULT_TOP_CONCEPTS
     ocr: TextFinder | None = None
     ocr_interval_s: float = DEFAULT_OCR_INTERVAL_S
+    text_blend: float = DEFAULT_TEXT_BLEND
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.text_blend) and 0.0 <= self.text_blend <= 1.0):
+            raise ValueError(f"text_blend must be in 0..1, got {self.text_blend!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not (math.isfinite(self.ocr_interval_s) and self.ocr_interval_s >= 0):
@@ -137,13 +182,15 @@ class Analyzer:
         embeddings = self.semantic.embed_images(images) if self.semantic is not None else None
         detections = self.detector.detect(images) if self.detector is not None else [[]] * n
         logos = self.logos.match_many(images) if self.logos is not None else [[]] * n
+        text = self._read_text(frames, memory)
+        if embeddings is not None and self.semantic is not None and self.text_blend > 0:
+            embeddings = blend_read_text(embeddings, text, self.semantic, self.text_blend)
         concepts: list[list[ConceptScore]] = [[]] * n
         if self.concepts is not None and embeddings is not None:
             concepts = self.concepts.top_k(embeddings, self.top_concepts)
         safety: list[tuple[SafetyFlag, ...]] = [()] * n
         if self.safety is not None:
             safety = self.safety.flags(embeddings, detections)
-        text = self._read_text(frames, memory)
         return [
             FrameFacts(
                 media_id=f.media_id,

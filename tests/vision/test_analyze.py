@@ -132,3 +132,48 @@ def test_ocr_interval_zero_reads_every_keyframe() -> None:
 def test_bad_ocr_interval(interval: float) -> None:
     with pytest.raises(ValueError, match="ocr_interval_s must be a finite time >= 0 s"):
         Analyzer(ocr=Reading(), ocr_interval_s=interval)
+
+
+class Words:
+    """A semantic model whose text side maps every text to one fixed axis, and a reader that
+    reads what the test says: the blend is then checkable by hand."""
+
+    def __init__(self, reads: dict[int, list[TextRead]]) -> None:
+        self.reads = reads
+        self.texts: list[list[str]] = []
+
+    def embed_images(self, images):
+        return np.tile(np.array([[1.0, 0.0, 0.0, 0.0]], np.float32), (len(images), 1))
+
+    def embed_texts(self, texts):
+        self.texts.append(list(texts))
+        return np.tile(np.array([[0.0, 1.0, 0.0, 0.0]], np.float32), (len(texts), 1))
+
+    def read_many(self, images):
+        return [self.reads.get(int(img[0, 0, 0]), []) for img in images]
+
+
+def test_read_text_moves_the_embedding_by_its_amount_and_confidence() -> None:
+    banner = [TextRead("WINTERTYRESSALE", 0.99, (0.0, 0.0, 0.5, 0.1))] * 4  # 63 chars: full
+    word = [TextRead("SALE", 0.99, (0.0, 0.0, 0.1, 0.1))]  # 4 chars: a tenth of the weight
+    noise = [TextRead("Imsoocletrisresplan", 0.58, (0.0, 0.0, 0.1, 0.1))]  # unsure: left out
+    w = Words({1: banner, 2: word, 3: noise})
+    facts = Analyzer(semantic=w, ocr=w, ocr_interval_s=0.0).analyze_batch(
+        [Frame(f"m{i}", 0.0, np.full((8, 8, 3), i, np.uint8), reason="image") for i in (1, 2, 3)]
+    )
+    a_full, a_word = 0.35, 0.35 * 4 / 40
+    for f, a in zip(facts, (a_full, a_word, 0.0), strict=True):
+        want = np.array([1.0 - a, a, 0.0, 0.0])
+        np.testing.assert_allclose(f.embedding, want / np.linalg.norm(want), atol=1e-6)
+    assert w.texts == [sorted({" ".join(["WINTERTYRESSALE"] * 4), "SALE"})]  # once per batch
+
+
+def test_text_blend_zero_keeps_the_image_embedding_and_bad_values_are_refused() -> None:
+    w = Words({1: [TextRead("WINTER TYRES SALE", 0.99, (0.0, 0.0, 0.5, 0.1))]})
+    (f,) = Analyzer(semantic=w, ocr=w, text_blend=0.0).analyze_batch(
+        [Frame("m", 0.0, np.full((8, 8, 3), 1, np.uint8), reason="image")]
+    )
+    np.testing.assert_array_equal(f.embedding, [1.0, 0.0, 0.0, 0.0])
+    assert w.texts == []
+    with pytest.raises(ValueError, match=r"text_blend must be in 0\.\.1, got 1\.5"):
+        Analyzer(text_blend=1.5)
