@@ -17,21 +17,34 @@ from pathlib import Path
 __all__ = [
     "existing_dir",
     "output_file",
+    "nonnegative_seconds",
     "positive_int",
     "positive_seconds",
     "port",
 ]
 
 
-def positive_seconds(text: str) -> float:
-    """A finite number of seconds > 0 (``--interval``)."""
+def _seconds(text: str, *, zero_ok: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
+        bound = ">= 0" if zero_ok else "> 0"
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of seconds {bound}, got {text!r}"
+        )
     return value
+
+
+def positive_seconds(text: str) -> float:
+    """A finite number of seconds > 0 (``--interval``)."""
+    return _seconds(text, zero_ok=False)
+
+
+def nonnegative_seconds(text: str) -> float:
+    """A finite number of seconds >= 0 (``--ocr-interval``: 0 reads every keyframe)."""
+    return _seconds(text, zero_ok=True)
 
 
 def positive_int(text: str) -> int:

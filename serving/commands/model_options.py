@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from serving.commands.arg_types import positive_int, positive_seconds
-from vision.analyze import DEFAULT_BATCH_SIZE, Analyzer
+from serving.commands.arg_types import nonnegative_seconds, positive_int, positive_seconds
+from vision.analyze import DEFAULT_BATCH_SIZE, DEFAULT_OCR_INTERVAL_S, Analyzer
 from vision.errors import InvalidArgument
 from vision.keyframes import KeyframeConfig
 from vision.limits import DEFAULT_KEYFRAME_INTERVAL_S
@@ -49,6 +49,20 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=DEFAULT_BATCH_SIZE,
         help="keyframes per model call",
+    )
+    g.add_argument(
+        "--ocr",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="read on-screen text (PP-OCRv4, ~1 s a frame on a CPU): auto (default) reads it "
+        "when rules target or exclude text or use IAB categories (read text feeds IAB), and in "
+        "analyze whenever the semantic model runs",
+    )
+    g.add_argument(
+        "--ocr-interval",
+        type=nonnegative_seconds,
+        default=DEFAULT_OCR_INTERVAL_S,
+        help="most seconds of video between two OCR reads of one shot (cuts are always read)",
     )
     g.add_argument(
         "--interval",
@@ -94,13 +108,17 @@ def semantic_choice(args: argparse.Namespace) -> SemanticChoice:
 def pipeline_config_from_args(
     args: argparse.Namespace, *, brands_dir: Path | None
 ) -> PipelineConfig:
+    semantic = semantic_choice(args)
     return PipelineConfig(
         brands_dir=brands_dir,
-        semantic=semantic_choice(args),
+        semantic=semantic,
         clip_int8=args.clip_int8,
         device=args.device,
         batch_size=args.batch_size,
         keyframes=KeyframeConfig(interval_s=args.interval),
+        # analyze shows IAB categories whenever a semantic model runs, and read text feeds them
+        ocr=args.ocr == "on" or (args.ocr == "auto" and semantic != "off"),
+        ocr_interval_s=args.ocr_interval,
     )
 
 
@@ -110,8 +128,9 @@ def pipeline_config_for_rules(args: argparse.Namespace, rules: RuleSet) -> Pipel
     flags name one; rules that need it with ``--semantic off`` are refused with where they need
     it (file:line). The pipeline loads no reference logos: the rules snapshot
     (``serving.targeter.build_snapshot``) builds the matcher from the rules' brands, so a reload
-    rebuilds it, and face-only rules (no or an empty ``brands/``) load none. OCR runs only for
-    rules that target or exclude text (it costs ~1 s a frame on a CPU)."""
+    rebuilds it, and face-only rules (no or an empty ``brands/``) load none. OCR (~1 s a frame
+    on a CPU) runs, with ``--ocr auto``, for rules that target or exclude text or use IAB
+    categories (read text feeds them)."""
     from serving.targeter import semantic_needs
 
     cfg = pipeline_config_from_args(args, brands_dir=None)
@@ -123,7 +142,12 @@ def pipeline_config_for_rules(args: argparse.Namespace, rules: RuleSet) -> Pipel
     explicit = args.random_weights or args.semantic is not None
     if not needs and not explicit:
         cfg = dataclasses.replace(cfg, semantic="off")
-    return dataclasses.replace(cfg, ocr=rules.uses_text)
+    if args.ocr == "off" and rules.uses_text:
+        raise InvalidArgument(
+            "--ocr off, but these rules target or exclude on-screen text: drop --ocr off"
+        )
+    ocr = args.ocr == "on" or (args.ocr == "auto" and (rules.uses_text or bool(rules.iab_ids())))
+    return dataclasses.replace(cfg, ocr=ocr)
 
 
 def build_analyzer_from_args(

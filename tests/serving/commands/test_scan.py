@@ -78,6 +78,8 @@ def no_models(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--rules", "/nonexistent"], "argument --rules: /nonexistent: no such directory"),
         (["--rules", "{tmp}/file.txt"], "argument --rules: {tmp}/file.txt: not a directory"),
         (["--store-wait", "nan"], "argument --store-wait: must be a finite number of seconds > 0"),
+        (["--ocr-interval", "-1"], "argument --ocr-interval: must be a finite number of seconds >= 0, got '-1'"),
+        (["--semantic", "big"], "argument --semantic: invalid choice: 'big'"),
         (["--random-weights", "--semantic", "off"], "--random-weights (random CLIP) and --semantic off contradict each other"),
         (["--parquet", "{tmp}/o.jsonl"], "--out and --parquet name the same file"),
     ],
@@ -186,10 +188,46 @@ def test_a_file_name_that_is_not_utf8_is_scanned_under_an_escaped_id(
 
 
 @pytest.mark.parametrize(
-    "clause, ocr",
-    [("- face: {min_count: 1}", False), ("- text: {any: [acme]}", True)],
+    "clause, argv, ocr, semantic",
+    [
+        ("- face: {min_count: 1}", [], False, "off"),
+        ("- text: {any: [acme]}", [], True, "off"),
+        ("- iab: {ids: ['210']}", [], True, "auto"),  # read text feeds IAB
+        ("- iab: {ids: ['210']}", ["--ocr", "off"], False, "auto"),
+        ("- face: {min_count: 1}", ["--ocr", "on", "--ocr-interval", "0"], True, "off"),
+        ("- face: {min_count: 1}", ["--semantic", "lite"], False, "lite"),  # asked for: kept
+        ("- concept: {prompt: a cat}", ["--random-weights"], False, "random"),
+    ],
 )
-def test_ocr_runs_exactly_when_the_rules_read_text(tmp_path: Path, clause: str, ocr: bool) -> None:
+def test_models_follow_what_the_rules_use(
+    tmp_path: Path, clause: str, argv: list[str], ocr: bool, semantic: str
+) -> None:
+    """Scan and serve load a model exactly when the rules (or the flags) need it."""
+    cfg = rules_config(tmp_path, clause, argv)
+    assert (cfg.ocr, cfg.semantic) == (ocr, semantic)
+    if "--ocr-interval" in argv:
+        assert cfg.ocr_interval_s == 0.0
+
+
+@pytest.mark.parametrize(
+    "clause, argv, message",
+    [
+        ("- text: {any: [acme]}", ["--ocr", "off"], "--ocr off, but these rules target or exclude on-screen text"),
+        ("- concept: {prompt: a cat}", ["--semantic", "off"], "--semantic off, but these rules need a semantic model:\n  campaigns/c.yaml:1: campaign c uses concept"),
+        ("- face: {min_count: 1}", ["--clip-int8", "--semantic", "lite"], "--clip-int8 quantizes CLIP, but --semantic lite runs no CLIP"),
+    ],
+)  # fmt: skip
+def test_model_flags_that_contradict_the_rules(
+    tmp_path: Path, clause: str, argv: list[str], message: str
+) -> None:
+    from vision.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as got:
+        rules_config(tmp_path, clause, argv)
+    assert str(got.value).startswith(message), str(got.value)
+
+
+def rules_config(tmp_path: Path, clause: str, argv: list[str]):
     import argparse
 
     from serving.commands.model_options import add_model_options, pipeline_config_for_rules
@@ -200,5 +238,4 @@ def test_ocr_runs_exactly_when_the_rules_read_text(tmp_path: Path, clause: str, 
     (root / "campaigns" / "c.yaml").write_text(f"id: c\ntarget:\n  any:\n    {clause}\n")
     parser = argparse.ArgumentParser()
     add_model_options(parser)
-    cfg = pipeline_config_for_rules(parser.parse_args([]), load_rules(root))
-    assert cfg.ocr is ocr
+    return pipeline_config_for_rules(parser.parse_args(argv), load_rules(root))
