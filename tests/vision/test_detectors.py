@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import read_rgb
 from vision.detectors import (
+    DEFAULT_DETECTOR_CONF,
     DEFAULT_DETECTOR_IMGSZ,
     NUDENET_CLASSES,
     NUDENET_TRAINED_IMGSZ,
@@ -72,8 +73,8 @@ def test_labels_kinds_and_model_classes(detector: Detector) -> None:
     assert detector.labels[1] == "face_female" and detector.labels[12] == "face_male"
 
 
-def test_one_detector_image_size_default_everywhere() -> None:
-    """Once 320, 640 or 480 depending on the file: now one named default."""
+def test_one_detector_image_size_and_conf_default_everywhere() -> None:
+    """Once 320, 640 or 480 depending on the file (and conf 0.25 or 0.15): one default each."""
     import inspect
 
     from vision import pipeline
@@ -81,6 +82,8 @@ def test_one_detector_image_size_default_everywhere() -> None:
 
     for fn in (Detector.__init__, face_safety_detector):
         assert inspect.signature(fn).parameters["imgsz"].default == DEFAULT_DETECTOR_IMGSZ
+        assert inspect.signature(fn).parameters["conf"].default == DEFAULT_DETECTOR_CONF
+    assert pipeline.PipelineConfig().detector_conf == DEFAULT_DETECTOR_CONF
     assert pipeline.DEFAULT_DETECTOR_IMGSZ == DEFAULT_DETECTOR_IMGSZ
     assert pipeline.PipelineConfig().detector_imgsz == DEFAULT_DETECTOR_IMGSZ
 
@@ -100,7 +103,9 @@ def test_one_face_on_grace_hopper_around_her_head(detector: Detector, photos) ->
 def test_zidane_two_faces_need_a_larger_input(nudenet_path: Path, photos) -> None:
     """Measured limit: at its native 320 the model misses both faces of this 1280x720 frame
     (heads ~1/10 of the width); at imgsz 480 it finds both, one of them weakly (~0.2)."""
-    native = face_safety_detector(nudenet_path, device="cpu", imgsz=NUDENET_TRAINED_IMGSZ)
+    native = face_safety_detector(
+        nudenet_path, device="cpu", imgsz=NUDENET_TRAINED_IMGSZ, conf=0.25
+    )
     assert _faces(native.detect([photos["zidane"]])[0]) == []
     larger = face_safety_detector(nudenet_path, device="cpu", conf=0.15)  # default imgsz
     assert larger.imgsz == DEFAULT_DETECTOR_IMGSZ == 480
@@ -114,7 +119,9 @@ def test_zidane_two_faces_need_a_larger_input(nudenet_path: Path, photos) -> Non
 
 @pytest.mark.parametrize("name", ["rocket", "coffee", "chelsea"])
 def test_no_face_on_face_free_images(detector: Detector, photos, name: str) -> None:
-    assert _faces(detector.detect([photos[name]])[0]) == []
+    """No face a rule would count (faces need >= 0.4 by default; the cat draws a ~0.2 box at
+    the detector's low default conf, which exists so small real faces survive)."""
+    assert [f for f in _faces(detector.detect([photos[name]])[0]) if f.score >= 0.25] == []
 
 
 def test_batch_equals_per_image_and_runs_once(detector: Detector, photos) -> None:

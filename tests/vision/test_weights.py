@@ -52,7 +52,7 @@ def payload(tmp_path: Path) -> tuple[bytes, str]:
 
 
 def _leftovers(d: Path) -> list[str]:
-    return sorted(p.name for p in d.iterdir() if p.name.endswith(".part"))
+    return sorted(p.name for p in d.iterdir() if p.name.endswith((".part", ".tmp")))
 
 
 def test_repo_manifest_loads_with_pinned_sources() -> None:
