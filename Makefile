@@ -28,7 +28,7 @@ install: $(STAMP)
 # the CLIP weights come from the Hugging Face hub, best effort: where the hub is unreachable the
 # fetch says so and CLIP runs only with --random-weights.
 weights: $(STAMP)
-	$(BIN)/onscreen weights fetch --required nudenet-320n
+	$(BIN)/onscreen weights fetch --required nudenet-320n efficientnet-lite0 all-minilm-l6-v2
 
 # The report's browser test drives Debian's chromium (playwright's own browser download is
 # unreachable here). Installed once when missing; without root the browser tests skip and say so.

@@ -48,3 +48,23 @@ def read_rgb(path: Path) -> np.ndarray:
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def fetched_weights(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest entry's verified file: from the weights dir (`make weights`), else fetched
+    from its source into a temporary dir; skipped (with the reason) only where the source is
+    unreachable, never when the file is wrong."""
+    from vision.errors import WeightsError
+    from vision.weights import Manifest, fetch, resolve
+
+    try:
+        return resolve(name)
+    except WeightsError:
+        pass
+    spec = Manifest.load().get(name)
+    try:
+        return fetch(spec, tmp_path_factory.mktemp("weights")).path
+    except WeightsError as exc:
+        if "could not be reached" in str(exc):
+            pytest.skip(f"{name} not fetched and its source is unreachable: {exc}")
+        raise

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import read_rgb
+from tests.conftest import fetched_weights, read_rgb
 from vision.detectors import (
     DEFAULT_DETECTOR_CONF,
     DEFAULT_DETECTOR_IMGSZ,
@@ -20,9 +20,8 @@ from vision.detectors import (
     face_safety_detector,
     kind_by_label,
 )
-from vision.errors import ModelError, WeightsError
+from vision.errors import ModelError
 from vision.types import box_area
-from vision.weights import Manifest, fetch, resolve
 
 FETCH_HINT = "onscreen weights fetch nudenet-320n"
 
@@ -30,17 +29,7 @@ FETCH_HINT = "onscreen weights fetch nudenet-320n"
 @pytest.fixture(scope="module")
 def nudenet_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The verified weights: from the weights dir (`make weights`), else fetched from PyPI."""
-    try:
-        return resolve("nudenet-320n")
-    except WeightsError:
-        pass
-    spec = Manifest.load().get("nudenet-320n")
-    try:
-        return fetch(spec, tmp_path_factory.mktemp("weights")).path
-    except WeightsError as exc:
-        if "could not be reached" in str(exc):
-            pytest.skip(f"nudenet-320n not fetched and PyPI unreachable: {exc}")
-        raise
+    return fetched_weights("nudenet-320n", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

