@@ -48,7 +48,7 @@ test: $(STAMP) weights browser lint
 demo: $(STAMP) weights
 	$(BIN)/python examples/build_media.py
 	$(BIN)/onscreen rules check examples/rules
-	$(BIN)/onscreen scan examples/media --rules examples/rules --out out/placements.jsonl --random-weights --explain --table
+	$(BIN)/onscreen scan examples/media --rules examples/rules --out out/placements.jsonl --explain --table
 	$(BIN)/onscreen report out/placements.jsonl --out out/report.html --media-root examples/media
 	@echo "report: out/report.html (open it in a browser)"
 

