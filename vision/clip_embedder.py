@@ -334,6 +334,8 @@ class ClipEmbedder:
     def score_scale(self) -> ScoreScale:
         return CLIP_SCALE
 
+    neutral_texts: tuple[str, ...] = ()
+
     @property
     def visual_dim(self) -> int:
         return self._dim

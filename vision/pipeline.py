@@ -165,6 +165,7 @@ def safety_logit_scale(model: SemanticModel) -> float:
 def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     """Load every configured model once and wire them into an Analyzer."""
     from vision.safety import SafetyScorer
+    from vision.safety_classes import NEUTRAL_PROMPTS
     from vision.vocabulary import ConceptVocabulary
 
     notices: list[str] = []
@@ -194,7 +195,11 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
         iab_ids = tuple(index.vocabulary.ids)
         iab_matrix = index.matrix
     safety = (
-        SafetyScorer(semantic, logit_scale=safety_logit_scale(semantic))
+        SafetyScorer(
+            semantic,
+            neutral_prompts=NEUTRAL_PROMPTS + semantic.neutral_texts,
+            logit_scale=safety_logit_scale(semantic),
+        )
         if semantic is not None
         else SafetyScorer(None)
     )

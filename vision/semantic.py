@@ -87,6 +87,15 @@ class SemanticModel(Protocol):
     @property
     def score_scale(self) -> ScoreScale: ...
 
+    @property
+    def neutral_texts(self) -> tuple[str, ...]:
+        """Ordinary content in the model's own words, beyond the shared neutral prompts: what a
+        prompt softmax (brand safety) must weigh a frame against. ``lite`` builds image vectors
+        from ImageNet class names, so a frame of an espresso is near "espresso" and nowhere near
+        "a photo": only its own class names can take the mass from an unsafe prompt that
+        happens to be nearer than "a photo" ("a glass of wine"). CLIP: ()."""
+        ...
+
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray: ...

@@ -48,6 +48,7 @@ class FakeEmbedder:
     name = "fake"
     meaningful = True
     score_scale = CLIP_SCALE
+    neutral_texts: tuple[str, ...] = ()
     """CLIP's scale: the rules' thresholds apply unchanged, as the tests write them."""
 
     def text_vector(self, text: str) -> np.ndarray:

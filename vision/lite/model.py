@@ -25,6 +25,7 @@ import hashlib
 import logging
 import pickle
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +56,27 @@ LITE_SCALE = ScoreScale(unrelated=0.0, strong=0.40)
 """Measured over prompts and real photos (bench/bench_semantics.py): centred cosines of an
 unrelated image/text pair scatter around 0, a clear match reaches 0.35-0.6."""
 DEFAULT_BATCH = 32
+EVIDENCE_CLASSES = frozenset(
+    {
+        # weapons
+        "assault rifle", "rifle", "revolver", "cannon", "holster", "scabbard", "missile",
+        "projectile", "guillotine",
+        # military
+        "military uniform", "tank", "warplane", "aircraft carrier", "bulletproof vest",
+        # alcohol
+        "beer bottle", "beer glass", "wine bottle", "red wine", "whiskey jug", "cocktail shaker",
+        # drugs
+        "syringe",
+        # disaster
+        "wreck",
+    }
+)  # fmt: skip
+"""ImageNet classes that are themselves evidence for a brand-safety class: left out of
+``neutral_texts`` so that a frame the classifier calls a rifle or a wine bottle is not
+explained away by its own class name."""
 
 
+@cache
 def _imagenet_classes() -> tuple[str, ...]:
     """The 1000 ImageNet-1k class names, in index order (torchvision ships them offline)."""
     from torchvision.models import ResNet50_Weights  # type: ignore[import-untyped]
@@ -116,6 +136,13 @@ class LiteModel:
     name = "lite"
     meaningful = True
     score_scale = LITE_SCALE
+
+    @property
+    def neutral_texts(self) -> tuple[str, ...]:
+        """The ImageNet class names, less the ones that are evidence of harm
+        (``EVIDENCE_CLASSES``): the ordinary things a frame's vector is made of."""
+        names = (n for n in _imagenet_classes() if n not in EVIDENCE_CLASSES)
+        return tuple(dict.fromkeys(names))  # ImageNet names two classes "crane", two "maillot"
 
     @property
     def dim(self) -> int:

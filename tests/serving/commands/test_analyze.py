@@ -95,3 +95,16 @@ def test_analyze_bad_arguments_exit_2_with_one_line_before_any_model(
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("onscreen analyze: error: "), err
     assert expected in err
+
+
+@pytest.mark.parametrize(("photo", "tier1"), [("chelsea", "Pets"), ("coffee", "Food & Drink")])
+def test_analyze_json_names_the_iab_category_with_the_default_model(
+    real_images, capsys, photo: str, tier1: str
+) -> None:
+    """No flags: `auto` picks lite here (no CLIP weights), and its top IAB category is right."""
+    from vision.taxonomy import iab_by_id
+
+    assert main(["analyze", str(real_images[photo]), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    top = out["concepts"][0]
+    assert iab_by_id()[top["id"]].path[0] == tier1, out["concepts"]
