@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-from bench.semantic_set import SET, best_constant, load, score, tier1_ranking  # noqa: E402
+from bench.semantic_set import SET, best_constant, chance, load, score, tier1_ranking  # noqa: E402
 
 
 def main() -> int:
@@ -43,6 +43,8 @@ def main() -> int:
     print(f"{'model':28}{'top-1':>8}{'top-3':>8}{'seconds':>9}")
     for label, s, secs in rows:
         print(f"{label:28}{s.top1:8.2f}{s.top3:8.2f}{secs:9.1f}")
+    r1, r3 = chance()
+    print(f"{'chance (a random guess)':28}{r1:8.2f}{r3:8.2f}")
     print(f"{'best constant guess':28}{c1:8.2f}{c3:8.2f}{'':>9}   ({first}; {', '.join(triple)})")
     lite = rows[0][1]
     print("\nlite, per picture (first three tier-1 categories; * = accepted):")

@@ -134,3 +134,16 @@ def best_constant() -> tuple[float, float, str, tuple[str, ...]]:
     top1 = sum(first in it.accept for it in SET) / n
     top3 = sum(bool(set(triple) & it.accept) for it in SET) / n
     return top1, top3, first, triple
+
+
+def chance() -> tuple[float, float]:
+    """Expected top-1 and top-3 hit rates of guessing distinct tier-1 names uniformly at random
+    (what a model that knows nothing scores on average)."""
+    from math import comb
+
+    from vision.taxonomy import iab_categories
+
+    n = len({c.path[0] for c in iab_categories() if not c.sensitive})
+    top1 = sum(len(it.accept) / n for it in SET) / len(SET)
+    top3 = sum(1 - comb(n - len(it.accept), 3) / comb(n, 3) for it in SET) / len(SET)
+    return top1, top3

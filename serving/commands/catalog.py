@@ -1,9 +1,8 @@
 """``onscreen catalog build|query|stats``: visual search over a catalog of items, from a shell.
 
-Not registered in ``serving.cli.COMMANDS`` yet: the command needs the semantic model's visual
-features, which are wired by whoever owns model construction. ``register(sub, model_factory)``
-takes that wiring as an argument (``model_factory(args) -> VisualModel``), so the command is
-complete and tested here with any model that satisfies ``vision.catalog.VisualModel``.
+Items are embedded with the semantic model's visual features (``--semantic auto|clip|lite``,
+as for analyze/scan/serve; ``vision.catalog.VisualFeatures``). ``register(sub, model_factory)``
+also takes any other ``model_factory(args) -> VisualModel``, which the tests use.
 
 Exit codes: 0 success; 1 ``build`` finished but some lines or images were skipped (listed on
 stderr); 2 an ``OnscreenError`` (``serving.cli``).
@@ -17,7 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from vision.catalog import Catalog, CatalogFilter, VisualModel, shop_the_look
+from vision.catalog import Catalog, CatalogFilter, VisualFeatures, VisualModel, shop_the_look
 from vision.catalog.build import DEFAULT_BUILD_BATCH, build_catalog
 from vision.catalog.limits import DEFAULT_DEDUP_COSINE
 from vision.image_decode import read_image_file
@@ -25,7 +24,44 @@ from vision.image_decode import read_image_file
 ModelFactory = Callable[[argparse.Namespace], VisualModel]
 
 
-def register(sub: argparse._SubParsersAction, model_factory: ModelFactory) -> None:
+def semantic_visual_model(args: argparse.Namespace) -> VisualModel:
+    """The semantic model the flags name, as the catalog's visual feature."""
+    from vision.errors import InvalidArgument
+    from vision.semantic import SemanticChoice, load_semantic_model
+
+    if args.random_weights and args.semantic not in (None, "clip"):
+        raise InvalidArgument(
+            f"--random-weights (random CLIP) and --semantic {args.semantic} contradict each "
+            "other: pick one"
+        )
+    choice: SemanticChoice = "random" if args.random_weights else (args.semantic or "auto")
+    model = load_semantic_model(choice, device=args.device)
+    assert model is not None
+    return VisualFeatures(model)
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    from serving.commands.model_options import SEMANTIC_FLAG_CHOICES
+
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--semantic",
+        choices=[c for c in SEMANTIC_FLAG_CHOICES if c != "off"],
+        default=None,
+        help="whose visual features: auto (default: clip when its weights are fetched, else "
+        "lite), clip or lite; an index answers only to the model that built it",
+    )
+    g.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="CLIP with random weights (tests/benchmarks only)",
+    )
+    g.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+
+
+def register(
+    sub: argparse._SubParsersAction, model_factory: ModelFactory = semantic_visual_model
+) -> None:
     p = sub.add_parser(
         "catalog",
         help="build, query and inspect a visual-search catalog index",
@@ -38,6 +74,7 @@ def register(sub: argparse._SubParsersAction, model_factory: ModelFactory) -> No
     b.add_argument("--out", type=Path, required=True, help="index directory (created if missing)")
     b.add_argument("--batch", type=int, default=DEFAULT_BUILD_BATCH, help="images per model call")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_flags(b)
     b.set_defaults(func=lambda args: run_build(args, model_factory))
 
     q = verbs.add_parser("query", help="items most like an image")
@@ -57,6 +94,7 @@ def register(sub: argparse._SubParsersAction, model_factory: ModelFactory) -> No
         help=f"collapse results more alike than this cosine (default {DEFAULT_DEDUP_COSINE}; 1 = off)",
     )
     q.add_argument("--json", action="store_true", help="print JSON")
+    _add_model_flags(q)
     q.set_defaults(func=lambda args: run_query(args, model_factory))
 
     s = verbs.add_parser("stats", help="what an index directory holds")

@@ -21,7 +21,17 @@ from typing import NoReturn
 
 from vision.errors import InvalidArgument, OnscreenError
 
-COMMANDS = ("analyze", "weights", "rules", "scan", "report", "serve", "target", "train_logos")
+COMMANDS = (
+    "analyze",
+    "weights",
+    "rules",
+    "scan",
+    "report",
+    "catalog",
+    "serve",
+    "target",
+    "train_logos",
+)
 """Subcommand modules under ``serving.commands``, in the order ``--help`` lists them
 (``target`` also registers ``health``)."""
 

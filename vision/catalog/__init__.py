@@ -18,7 +18,7 @@ from vision.catalog.index import IndexConfig
 from vision.catalog.items import CatalogFile, CatalogItem, parse_catalog_lines, read_catalog_file
 from vision.catalog.query import RegionHits, SearchHit
 from vision.catalog.regions import Region, propose_regions, shop_the_look
-from vision.catalog.store import Catalog, CatalogStats, VisualModel
+from vision.catalog.store import Catalog, CatalogStats, VisualFeatures, VisualModel
 from vision.catalog.tags import TagVocabulary, TextModel, tags_from_scores, zero_shot_tags
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "SearchHit",
     "TagVocabulary",
     "TextModel",
+    "VisualFeatures",
     "VisualModel",
     "parse_catalog_lines",
     "propose_regions",

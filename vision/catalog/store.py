@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from vision.catalog.snapshot import (
 from vision.catalog.wal import WriteAheadLog, fsync_dir, read_log
 from vision.errors import CatalogError, InvalidArgument, NotFound
 
+if TYPE_CHECKING:
+    from vision.semantic import SemanticModel
+
 _OP_UPSERT = b"U"
 _OP_DELETE = b"D"
 _U32 = struct.Struct("<I")
@@ -64,10 +67,33 @@ class VisualModel(Protocol):
     vectors of two spaces are not comparable, so an index remembers the space it was built in.
     """
 
-    space_id: str
-    dim: int
+    @property
+    def space_id(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
 
     def visual_features(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, eq=False)
+class VisualFeatures:
+    """A semantic model's appearance features as a ``VisualModel``: the space is the model's
+    own id plus ``/visual`` (its semantic vectors are another space), the width its
+    ``visual_dim``. Every catalog made by onscreen's commands and server goes through this."""
+
+    model: SemanticModel
+
+    @property
+    def space_id(self) -> str:
+        return f"{self.model.model_id}/visual"
+
+    @property
+    def dim(self) -> int:
+        return self.model.visual_dim
+
+    def visual_features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.model.visual_features(images)
 
 
 @dataclass(frozen=True)

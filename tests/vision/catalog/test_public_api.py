@@ -11,7 +11,8 @@ import vision.catalog
 def test_catalog_all() -> None:
     assert sorted(vision.catalog.__all__) == [
         "Catalog", "CatalogFile", "CatalogFilter", "CatalogItem", "CatalogStats", "IndexConfig",
-        "Region", "RegionHits", "SearchHit", "TagVocabulary", "TextModel", "VisualModel",
+        "Region", "RegionHits", "SearchHit", "TagVocabulary", "TextModel", "VisualFeatures",
+        "VisualModel",
         "parse_catalog_lines", "propose_regions", "read_catalog_file", "shop_the_look",
         "tags_from_scores", "zero_shot_tags",
     ]  # fmt: skip

@@ -4,24 +4,13 @@ the model must know something about pictures, several times better than guessing
 
 from __future__ import annotations
 
-from math import comb
-
-from bench.semantic_set import SET, load, score, tier1_ranking
+from bench.semantic_set import SET, chance, load, score, tier1_ranking
 from vision.lite import LiteModel
-from vision.taxonomy import iab_categories
-
-
-def _chance() -> tuple[float, float]:
-    """Expected top-1 and top-3 hit rates of guessing distinct tier-1 names at random."""
-    n = len({c.path[0] for c in iab_categories() if not c.sensitive})
-    top1 = sum(len(it.accept) / n for it in SET) / len(SET)
-    top3 = sum(1 - comb(n - len(it.accept), 3) / comb(n, 3) for it in SET) / len(SET)
-    return top1, top3
 
 
 def test_lite_is_well_above_chance_on_real_pictures(lite: LiteModel) -> None:
     got = score(tier1_ranking(lite, [load(it) for it in SET]))
-    chance1, chance3 = _chance()
+    chance1, chance3 = chance()
     assert chance1 < 0.1 and chance3 < 0.25  # the bar is low; the floor below is not
     assert got.top1 >= 3 * chance1, (got.top1, chance1, got.hits)
     assert got.top3 >= 2 * chance3, (got.top3, chance3, got.hits)
