@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 .PHONY: help install weights browser test lint demo protos bench clean
 
 help:
-	@echo "make demo   - set up, fetch weights, build example media, scan it, print placements"
+	@echo "make demo   - set up, fetch weights, build example media, scan it, print placements, query the example catalog"
 	@echo "make test   - set up, fetch weights, lint and run the test suite"
 	@echo "make protos - regenerate gRPC stubs from protos/"
 	@echo "make bench  - run the benchmarks in bench/"
@@ -50,6 +50,9 @@ demo: $(STAMP) weights
 	$(BIN)/onscreen rules check examples/rules
 	$(BIN)/onscreen scan examples/media --rules examples/rules --out out/placements.jsonl --explain --table
 	$(BIN)/onscreen report out/placements.jsonl --out out/report.html --media-root examples/media
+	$(BIN)/python examples/catalog.py
+	$(BIN)/onscreen catalog build examples/media/catalog/catalog.jsonl --out out/catalog --no-progress
+	$(BIN)/onscreen catalog query out/catalog examples/media/pin-coffee.jpg --regions -k 2
 	@echo "report: out/report.html (open it in a browser)"
 
 protos: $(STAMP)

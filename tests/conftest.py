@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from vision.lite import LiteModel
 
 # Nothing may download or install itself, in tests least of all.
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -68,3 +72,20 @@ def fetched_weights(name: str, tmp_path_factory: pytest.TempPathFactory) -> Path
         if "could not be reached" in str(exc):
             pytest.skip(f"{name} not fetched and its source is unreachable: {exc}")
         raise
+
+
+@pytest.fixture(scope="session")
+def lite_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(EfficientNet-Lite0 state dict, all-MiniLM-L6-v2 model.zip)."""
+    return (
+        fetched_weights("efficientnet-lite0", tmp_path_factory),
+        fetched_weights("all-minilm-l6-v2", tmp_path_factory),
+    )
+
+
+@pytest.fixture(scope="session")
+def lite(lite_weights: tuple[Path, Path]) -> LiteModel:
+    """The real ``lite`` model, loaded once per session from the manifest's verified weights."""
+    from vision.lite import LiteModel
+
+    return LiteModel(*lite_weights, device="cpu")

@@ -154,7 +154,7 @@ def run_query(args: argparse.Namespace, model_factory: ModelFactory) -> int:
                 cat, image, model, k=args.k, filter=_filter(args), dedup_cosine=dedup
             )
             rows = [
-                {**hit.to_json(), "box": [round(v, 4) for v in region.box]}
+                {**hit.to_json(), "box": [round(v, 4) for v in region.box], "region": region.source}
                 for region in regions
                 for hit in region.hits
             ]
@@ -167,10 +167,14 @@ def run_query(args: argparse.Namespace, model_factory: ModelFactory) -> int:
         json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
+    last_box = None
     for row in rows:
-        box = f"  box {row['box']}" if "box" in row else ""
+        if "box" in row and row["box"] != last_box:
+            last_box = row["box"]
+            print(f"region {row['region']} {row['box']}:")
+        indent = "  " if "box" in row else ""
         title = f"  {row['title']}" if row.get("title") else ""
-        print(f"{row['score']:.3f}  {row['id']}{title}{box}")
+        print(f"{indent}{row['score']:.3f}  {row['id']}{title}")
     return 0
 
 

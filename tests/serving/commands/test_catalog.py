@@ -82,3 +82,39 @@ def test_stats(built: tuple[Path, str, str], capsys: pytest.CaptureFixture[str])
         "test-colour-gradient-v1",
         "flat",
     )
+
+
+def test_the_example_catalog_with_the_default_model(tmp_path: Path, capsys) -> None:
+    """What `make demo` runs: the example catalog built with the default semantic model
+    (lite here) and queried with the coffee pin, region by region: the espresso cup wins."""
+    from examples.build_media import build_pin
+    from examples.catalog import ITEMS, write_catalog
+    from serving.commands.cli import main
+
+    feed = write_catalog(tmp_path / "feed")
+    build_pin(tmp_path / "pin.jpg")
+    out = tmp_path / "index"
+    assert main(["catalog", "build", str(feed), "--out", str(out), "--no-progress"]) == 0
+    assert f"{len(ITEMS)} item(s) indexed" in capsys.readouterr().out
+    argv = ["catalog", "query", str(out), str(tmp_path / "pin.jpg"), "--regions", "-k", "1"]
+    assert main([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and {r["region"] for r in rows} <= {"detector", "saliency", "grid", "image"}
+    best = max(rows, key=lambda r: r["score"])
+    assert best["id"] == "bean-espresso" and best["advertiser"] == "Beanery Roasters"
+    # a rebuild finds nothing to do (resumable)
+    assert main(["catalog", "build", str(feed), "--out", str(out), "--no-progress"]) == 0
+    assert f"0 item(s) indexed, {len(ITEMS)} unchanged" in capsys.readouterr().out
+
+
+def test_random_weights_and_lite_contradict(tmp_path: Path, capsys) -> None:
+    from serving.commands.cli import main
+
+    feed = tmp_path / "c.jsonl"
+    feed.write_text(json.dumps({"id": "a", "image": str(SK / "coffee.png")}) + "\n")
+    argv = ["catalog", "build", str(feed), "--out", str(tmp_path / "i"), "--no-progress"]
+    assert main([*argv, "--semantic", "lite", "--random-weights"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(
+        "--random-weights (random CLIP) and --semantic lite contradict each other: pick one"
+    )
