@@ -68,7 +68,10 @@ MIN_DET_MAX_SIDE, MAX_DET_MAX_SIDE = 64, 2048
 DET_STRIDE = 32
 """The detector's input sides must be multiples of this many pixels."""
 DET_BATCH = 8
-"""Frames per detector run (same input shape only): bounds memory at ~8 x 3 x 544 x 960 floats."""
+"""Frames per detector run on a GPU (same input shape only): bounds memory at ~8 x 3 x 544 x 960
+floats. On a CPU frames run one at a time: measured there, a batch of 8 ran at 3.3-3.9 frames/s
+against 4.2-4.9 one by one (bench/bench_ocr.py showed 2.1 vs 4.3): onnxruntime's CPU kernels
+gain nothing from the batch dimension and the bigger tensors cost cache."""
 DB_THRESHOLD = 0.3
 """Text probability (0..1) above which a pixel of the detector's map is text."""
 DB_BOX_THRESHOLD = 0.5
@@ -432,8 +435,9 @@ class TextReader:
         out: list[list[_Line]] = [[] for _ in images]
         name = self._det.get_inputs()[0].name
         for (h, w), members in groups.items():
-            for start in range(0, len(members), DET_BATCH):
-                chunk = members[start : start + DET_BATCH]
+            step = DET_BATCH if self.device_name.startswith("cuda") else 1
+            for start in range(0, len(members), step):
+                chunk = members[start : start + step]
                 batch = np.stack(
                     [
                         _to_tensor(cv2.resize(images[i], (w, h), interpolation=cv2.INTER_LINEAR))
