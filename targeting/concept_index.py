@@ -34,7 +34,7 @@ taxonomy (``vision.taxonomy``) is read here, for parent/child relations and name
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -46,6 +46,7 @@ from targeting.index_builder import (
     MAX_CAMPAIGNS,
     MAX_CONCEPT_COLUMNS,
     NORM_EPS,
+    CompiledIndex,
     compile_index,
 )
 from targeting.index_layout import (
@@ -90,7 +91,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, eq=False)
-class ConceptIndex:
+class ConceptIndex(CompiledIndex):
     """A rule set compiled for matching (see the module docstring for the signal layout).
 
     ``matrix`` (K, D) float32 has L2-normalized rows; ``thresholds`` (K,) float32 cosines.
@@ -100,24 +101,12 @@ class ConceptIndex:
     Build it with ``ConceptIndex.build``; it is immutable and safe to share between threads.
     """
 
-    model_id: str
-    dim: int
-    columns: tuple[ConceptColumn, ...]
-    matrix: np.ndarray
-    thresholds: np.ndarray
-    iab_keys: tuple[IabClauseKey, ...]
-    iab: IabTable | None
-    logo_keys: tuple[LogoKey, ...]
-    face_keys: tuple[FaceKey, ...]
-    text_keys: tuple[TextKey, ...]
-    safety_keys: tuple[SafetyKey, ...]
-    plans: tuple[CampaignPlan, ...]
+    # the compiled parts (``CompiledIndex``'s fields, ``positions`` included) come first, then:
     all_flat: Flat
     any_flat: Flat
     clause_flat: Flat
     exclude_flat: Flat
     exclude_concepts: np.ndarray
-    _pos: dict[str, int] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------------------- layout
 
@@ -196,7 +185,7 @@ class ConceptIndex:
     def position(self, campaign: Campaign) -> int:
         """Row of ``campaign`` in ``plans``; ``ValueError`` if the index was built without it or
         from a different version of it (the index is stale: rebuild it after a rules change)."""
-        pos = self._pos.get(campaign.id)
+        pos = self.positions.get(campaign.id)
         if pos is None:
             raise ValueError(
                 f"campaign {campaign.id!r} is not in the concept index: rebuild the ConceptIndex "
@@ -324,22 +313,10 @@ class ConceptIndex:
         )
         plans = got.plans
         return cls(
-            model_id=got.model_id,
-            dim=got.dim,
-            columns=got.columns,
-            matrix=got.matrix,
-            thresholds=got.thresholds,
-            iab_keys=got.iab_keys,
-            iab=got.iab,
-            logo_keys=got.logo_keys,
-            face_keys=got.face_keys,
-            text_keys=got.text_keys,
-            safety_keys=got.safety_keys,
-            plans=plans,
+            **{f.name: getattr(got, f.name) for f in fields(CompiledIndex)},
             all_flat=Flat.of([p.all_signals for p in plans]),
             any_flat=Flat.of([p.any_signals for p in plans]),
             clause_flat=Flat.of([sorted(set(p.clause_signals)) for p in plans]),
             exclude_flat=Flat.of([p.exclude_signals for p in plans]),
             exclude_concepts=np.asarray([p.exclude_concepts for p in plans], dtype=bool),
-            _pos=dict(got.positions),
         )

@@ -49,7 +49,9 @@ NORM_EPS = 1e-6
 
 @dataclass(frozen=True, eq=False)
 class CompiledIndex:
-    """What ``compile_index`` produces: the parts of a ``ConceptIndex`` (see its docstring).
+    """What ``compile_index`` produces: the compiled parts of a rule set. ``ConceptIndex``
+    extends it with the flattened per-campaign signal layouts matching runs on (see its
+    docstring for the fields).
 
     ``positions`` maps a campaign id to its row in ``plans``.
     """

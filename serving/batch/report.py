@@ -671,27 +671,9 @@ class _Builder:
         placed = [str(d["campaign"]) for d in kf.decisions if d.get("placed") is True]
         blocked = [str(d["campaign"]) for d in kf.decisions if d.get("blocked") is True]
         if placed:
-            lines.append(
-                "<li class=ok>fits: "
-                + _e(", ".join(placed[:MAX_CAPTION_DECISIONS]))
-                + (
-                    f" +{len(placed) - MAX_CAPTION_DECISIONS}"
-                    if len(placed) > MAX_CAPTION_DECISIONS
-                    else ""
-                )
-                + "</li>"
-            )
+            lines.append(_capped_item("ok", "fits", placed))
         if blocked:
-            lines.append(
-                "<li class=bad>blocked: "
-                + _e(", ".join(blocked[:MAX_CAPTION_DECISIONS]))
-                + (
-                    f" +{len(blocked) - MAX_CAPTION_DECISIONS}"
-                    if len(blocked) > MAX_CAPTION_DECISIONS
-                    else ""
-                )
-                + "</li>"
-            )
+            lines.append(_capped_item("bad", "blocked", blocked))
         return head + (f"<ul>{''.join(lines)}</ul>" if lines else "")
 
 
@@ -821,3 +803,12 @@ def write_report(page: str, out: Path) -> None:
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, out)
+
+
+def _capped_item(css: str, label: str, names: list[str]) -> str:
+    """One caption line naming at most ``MAX_CAPTION_DECISIONS`` campaigns, then ``+N``."""
+    more = len(names) - MAX_CAPTION_DECISIONS
+    tail = f" +{more}" if more > 0 else ""
+    return (
+        f"<li class={css}>{label}: " + _e(", ".join(names[:MAX_CAPTION_DECISIONS])) + tail + "</li>"
+    )

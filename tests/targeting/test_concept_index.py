@@ -9,29 +9,19 @@ import numpy as np
 import pytest
 
 from targeting.concept_index import ConceptIndex
-from targeting.rules_schema import Campaign
+from tests.targeting.builders import (
+    AUTO,
+    AUTO_BODY,
+    AUTO_TRUCKS,
+    IAB_MATRIX,
+    TRAVEL,
+    VOCAB,
+    camp,
+    concept,
+)
 from tests.targeting.fakes import FAKE_DIM, FakeEmbedder, frame_embedding
 from vision.errors import ModelError
 from vision.taxonomy import iab_by_id
-
-
-def camp(cid: str, **kw: Any) -> Campaign:
-    kw.setdefault("target", {"any": [{"logo": {"brand": "acme"}}]})
-    return Campaign.model_validate({"id": cid, **kw})
-
-
-def concept(prompt: str, threshold: float | None = None) -> dict[str, Any]:
-    c: dict[str, Any] = {"prompt": prompt}
-    if threshold is not None:
-        c["threshold"] = threshold
-    return {"concept": c}
-
-
-# A tiny IAB vocabulary with known geometry: one orthonormal axis per category.
-# Automotive > Auto Body Styles > Commercial Trucks; Travel and Attractions are other trees.
-AUTO, AUTO_BODY, AUTO_TRUCKS, TRAVEL = "1", "2", "3", "653"
-VOCAB = (AUTO, AUTO_BODY, AUTO_TRUCKS, TRAVEL, "150", "151")
-IAB_MATRIX = np.eye(len(VOCAB), FAKE_DIM, dtype=np.float32)
 
 
 def iab_frame(weights: dict[str, float]) -> np.ndarray:

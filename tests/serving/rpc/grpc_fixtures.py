@@ -7,10 +7,14 @@ server would; the server runs ``start_server`` on an asyncio loop in a backgroun
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +23,7 @@ import numpy as np
 
 from serving.rpc.config import ServerConfig
 from serving.rpc.server import RunningServer, start_server
+from tests.conftest import REPO
 from vision.pipeline import Pipeline
 
 T = TypeVar("T")
@@ -100,3 +105,45 @@ def local_config(rules: Path, **kw: Any) -> ServerConfig:
     """A config for tests: loopback, a free port, no rules watcher unless asked."""
     base = ServerConfig(rules_dir=rules, host="127.0.0.1", port=0, watch_rules=False)
     return replace(base, **kw)
+
+
+@dataclass(frozen=True)
+class ServeProcess:
+    """`onscreen serve` in a subprocess, past its "serving on" line: ``lines`` keeps filling
+    with its stderr from ``reader``; join the reader after the process exits to read it all."""
+
+    proc: subprocess.Popen
+    address: str
+    lines: list[str]
+    reader: threading.Thread
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+
+def start_serve(*args: str, wait_s: float = 120.0) -> ServeProcess:
+    """Start ``onscreen serve ARGS`` (add ``--port 0``) and wait for its address."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving.commands.cli", "serve", *args],
+        cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            proc.wait(10)
+            raise AssertionError(f"server exited early: {''.join(lines)}")
+        lines.append(line)
+        if "serving on " in line:
+            reader = threading.Thread(target=lines.extend, args=(proc.stderr,), daemon=True)
+            reader.start()
+            return ServeProcess(proc, line.rsplit("serving on ", 1)[1].strip(), lines, reader)
+    proc.kill()
+    raise AssertionError("no 'serving on' line: " + "".join(lines))

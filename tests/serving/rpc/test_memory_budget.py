@@ -8,9 +8,6 @@ The burst test runs ``onscreen serve`` in a subprocess and reads its peak RSS (`
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,8 +27,8 @@ from serving.rpc.pixel_budget import (
     decode_for_models,
     jpeg_reduce_for,
 )
-from tests.conftest import REPO, read_rgb
-from tests.serving.rpc.grpc_fixtures import jpeg, with_logo, write_rules
+from tests.conftest import read_rgb
+from tests.serving.rpc.grpc_fixtures import jpeg, start_serve, with_logo, write_rules
 from vision.errors import Overloaded
 
 BIG_SIDE_PX = 7000
@@ -107,24 +104,6 @@ def test_big_jpegs_are_priced_and_decoded_reduced(big_pin) -> None:
 # --- a burst against a real server in a subprocess --------------------------------------------
 
 
-def _start(rules: Path, *extra: str) -> tuple[subprocess.Popen, str, list[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.commands.cli", "serve", "--rules", str(rules),
-         "--port", "0", "--no-watch", *extra],
-        cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    lines: list[str] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        assert line, f"server exited early: {''.join(lines)}"
-        lines.append(line)
-        if "serving on " in line:
-            threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()
-            return proc, line.rsplit("serving on ", 1)[1].strip(), lines
-    raise AssertionError("".join(lines))
-
-
 def _burst(stub, image: bytes, n: int) -> list[tuple[grpc.StatusCode, float]]:  # noqa: ANN001
     """``n`` concurrent TargetImage calls: (code, seconds from send to answer) each."""
     results: list[tuple[grpc.StatusCode, float]] = []
@@ -156,7 +135,8 @@ def test_a_burst_of_huge_pngs_is_refused_fast_and_rss_stays_bounded(
     tmp_path, big_png, big_pin
 ) -> None:
     rules = write_rules(tmp_path / "rules")
-    proc, address, lines = _start(rules, "--max-queue", "8")
+    server = start_serve("--rules", str(rules), "--port", "0", "--no-watch", "--max-queue", "8")
+    proc, address = server.proc, server.address
     try:
         with grpc.insecure_channel(
             address, options=[("grpc.max_send_message_length", 64 * 2**20)]
@@ -208,4 +188,4 @@ def test_a_burst_of_huge_pngs_is_refused_fast_and_rss_stays_bounded(
     finally:
         proc.terminate()
         proc.wait(60)
-        proc.stderr.close()
+        server.stop()

@@ -6,11 +6,9 @@ Each case is a real subprocess (``python -m serving.commands.cli serve ...``).
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 
 from serving._proto.onscreen.v1 import targeting_pb2, targeting_pb2_grpc
 from tests.conftest import REPO, read_rgb
-from tests.serving.rpc.grpc_fixtures import jpeg, with_logo, write_rules
+from tests.serving.rpc.grpc_fixtures import jpeg, start_serve, with_logo, write_rules
 
 ARG_CHECK_S = 60.0
 """Longest a refused start may take in a subprocess, seconds (imports only, no model)."""
@@ -111,25 +109,12 @@ def test_sigterm_exits_within_the_grace_period(rules, real_images) -> None:
     server must cancel them at the end of --grace 2 and exit, not wait for the batch."""
     pin, _ = with_logo(read_rgb(real_images["bus"]), "rival")
     image = jpeg(pin)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.commands.cli", "serve", "--rules", str(rules),
-         "--port", "0", "--max-batch", "1024", "--max-wait-ms", "10000", "--grace", "2",
-         "--no-watch"],
-        cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stderr=subprocess.PIPE, text=True,
+    server = start_serve(
+        "--rules", str(rules), "--port", "0", "--max-batch", "1024", "--max-wait-ms", "10000",
+        "--grace", "2", "--no-watch",
     )  # fmt: skip
-    lines: list[str] = []
+    proc, address, lines, reader = server.proc, server.address, server.lines, server.reader
     try:
-        address = None
-        deadline = time.monotonic() + 120
-        while address is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            assert line, f"server exited early: {''.join(lines)}"
-            lines.append(line)
-            if "serving on " in line:
-                address = line.rsplit("serving on ", 1)[1].strip()
-        assert address, "".join(lines)
-        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
-        reader.start()
         with grpc.insecure_channel(address) as ch:
             stub = targeting_pb2_grpc.TargetingStub(ch)
             futures = [
@@ -150,7 +135,4 @@ def test_sigterm_exits_within_the_grace_period(rules, real_images) -> None:
         reader.join(5)
         assert "shutting down" in "".join(lines)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
+        server.stop()

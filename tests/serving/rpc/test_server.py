@@ -7,7 +7,6 @@ with the example brands' logos pasted at known places, and a small video built f
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -34,7 +33,14 @@ from serving.rpc.config import MAX_IMAGE_MESSAGE_BYTES
 from serving.rpc.handlers import resolve_media_path
 from serving.rpc.server import SERVICE_NAMES
 from tests.conftest import REPO, read_rgb
-from tests.serving.rpc.grpc_fixtures import ServerThread, jpeg, local_config, with_logo, write_rules
+from tests.serving.rpc.grpc_fixtures import (
+    ServerThread,
+    jpeg,
+    local_config,
+    start_serve,
+    with_logo,
+    write_rules,
+)
 from vision.errors import FailedPrecondition, NotFound
 from vision.types import box_iou
 
@@ -580,26 +586,12 @@ def test_rules_hot_reload_takes_good_edits_and_keeps_serving_through_bad_ones(
 
 
 def test_serve_command_drains_in_flight_calls_on_sigterm(world) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.commands.cli", "serve", "--rules", str(world["rules"]),
-         "--port", "0", "--max-batch", "64", "--max-wait-ms", "1500", "--grace", "20",
-         "--no-watch"],
-        cwd=REPO, env=env, stderr=subprocess.PIPE, text=True,
+    server = start_serve(
+        "--rules", str(world["rules"]), "--port", "0", "--max-batch", "64", "--max-wait-ms",
+        "1500", "--grace", "20", "--no-watch",
     )  # fmt: skip
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    proc, address, lines, reader = server.proc, server.address, server.lines, server.reader
     try:
-        address = None
-        deadline = time.monotonic() + 120
-        while address is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            assert line, f"server exited early: {''.join(lines)}"
-            lines.append(line)
-            if "serving on " in line:
-                address = line.rsplit("serving on ", 1)[1].strip()
-        assert address, "".join(lines)
-        reader.start()
         with grpc.insecure_channel(address) as ch:
             stub = targeting_pb2_grpc.TargetingStub(ch)
             futures = [
@@ -615,15 +607,11 @@ def test_serve_command_drains_in_flight_calls_on_sigterm(world) -> None:
             for f in futures:
                 assert "rival-conquest" in {p.campaign_id for p in f.result().placements}
         assert proc.wait(60) == 0, "".join(lines)
+        reader.join(10)  # the rest of stderr
         text = "".join(lines)
         assert "shutting down" in text and "stopped" in text
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if reader.ident is not None:  # started
-            reader.join(10)
-        proc.stderr.close()
+        server.stop()
 
 
 def test_serve_command_refuses_bad_rules_before_loading_models(tmp_path) -> None:
