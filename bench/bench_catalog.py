@@ -117,26 +117,32 @@ def upsert_throughput(x: np.ndarray) -> float:
     return n / dt
 
 
+def _row(n: int, name: str, ef: int | None, rec: float, lat: tuple[float, float], qps: float,
+         insert_rate: float, mem: str) -> list[str]:  # fmt: skip
+    return [
+        f"{n:,}", name, "-" if ef is None else str(ef), f"{rec:.3f}", f"{lat[0]:.2f}",
+        f"{lat[1]:.2f}", f"{qps:,.0f}", f"{insert_rate:,.0f}", mem,
+    ]  # fmt: skip
+
+
+def _bytes_per_item(index: VectorIndex, n: int, dim: int) -> str:
+    """Serialized bytes / N; above ``SERIALIZE_MAX_BYTES`` of raw vectors the flat index is not
+    serialized (a second multi-GB copy): its size is then vectors + id, computed."""
+    if (
+        index.kind == "flat"
+        and index.config.compression == "none"
+        and n * dim * 4 > SERIALIZE_MAX_BYTES
+    ):
+        return f"{dim * 4 + 8:,} (computed)"
+    return f"{len(index.to_bytes()) / n:,.0f}"
+
+
 def run_size(n: int, args: argparse.Namespace) -> list[list[str]]:
     x, q = make_data(n, args.queries, args.dim, args.data)
     rows: list[list[str]] = []
-    flat, flat_s = build("flat", "none", x, args.m, args.ef_construction)
-    _, truth = flat.search(q, K)
-    cases: list[tuple[str, VectorIndex, float, list[int | None]]] = [
-        ("flat (exact)", flat, flat_s, [None])
-    ]
-    if "flat-sq8" in args.cases:
-        sq8_flat, s = build("flat", "sq8", x, args.m, args.ef_construction)
-        cases.append(("flat sq8", sq8_flat, s, [None]))
-    if "hnsw" in args.cases:
-        hnsw, s = build("hnsw", "none", x, args.m, args.ef_construction)
-        cases.append((f"hnsw M={args.m}", hnsw, s, list(args.ef_search)))
-    if "hnsw-sq8" in args.cases:
-        hnsw_sq8, s = build("hnsw", "sq8", x, args.m, args.ef_construction)
-        cases.append((f"hnsw sq8 M={args.m}", hnsw_sq8, s, list(args.ef_search)))
-    upsert_rate = upsert_throughput(x)
-    for name, index, build_s, efs in cases:
-        mem = len(index.to_bytes()) / n
+
+    def measure(name: str, index: VectorIndex, build_s: float, efs: list[int | None]) -> None:
+        mem = _bytes_per_item(index, n, args.dim)
         for ef in efs:
             if ef is not None:
                 index.config = IndexConfig(
@@ -145,28 +151,34 @@ def run_size(n: int, args: argparse.Namespace) -> list[list[str]]:
             t = time.perf_counter()
             _, found = index.search(q, K)
             qps = len(q) / (time.perf_counter() - t)
-            p50, p99 = latency_ms(index, q[: args.latency_queries])
-            rows.append([
-                f"{n:,}", name, "-" if ef is None else str(ef), f"{recall(found, truth):.3f}",
-                f"{p50:.2f}", f"{p99:.2f}", f"{qps:,.0f}", f"{n / build_s:,.0f}", f"{mem:,.0f}",
-            ])  # fmt: skip
+            lat = latency_ms(index, q[: args.latency_queries])
+            rows.append(_row(n, name, ef, recall(found, truth), lat, qps, n / build_s, mem))
             print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+
+    flat, flat_s = build("flat", "none", x, args.m, args.ef_construction)
+    _, truth = flat.search(q, K)
+    measure("flat (exact)", flat, flat_s, [None])
+    del flat  # one index at a time: at 1M x 1280 each float copy is 5 GB
+    if "flat-sq8" in args.cases:
+        index, s = build("flat", "sq8", x, args.m, args.ef_construction)
+        measure("flat sq8", index, s, [None])
+        del index
+    if "hnsw" in args.cases:
+        index, s = build("hnsw", "none", x, args.m, args.ef_construction)
+        measure(f"hnsw M={args.m}", index, s, list(args.ef_search))
+        del index
+    if "hnsw-sq8" in args.cases:
+        index, s = build("hnsw", "sq8", x, args.m, args.ef_construction)
+        measure(f"hnsw sq8 M={args.m}", index, s, list(args.ef_search))
+        del index
+    upsert_rate = upsert_throughput(x)
     rows.append(
-        [
-            f"{n:,}",
-            "Catalog.upsert (durable, flat)",
-            "-",
-            "-",
-            "-",
-            "-",
-            "-",
-            f"{upsert_rate:,.0f}",
-            "-",
-        ]
-    )
+        [f"{n:,}", "Catalog.upsert (durable, flat)", "-", "-", "-", "-", "-", f"{upsert_rate:,.0f}", "-"]
+    )  # fmt: skip
     return rows
 
 
+SERIALIZE_MAX_BYTES = 1 << 30
 THREADS = 2
 
 
