@@ -161,14 +161,14 @@ class ServerConfig:
             )
         if self.media_root is not None and not self.media_root.is_dir():
             raise ValueError(f"--media-root {self.media_root} is not a directory")
-        if self.catalog is not None:
-            _check_catalog_dir(self.catalog)
         lo, hi = MIN_CATALOG_SAVE_INTERVAL_S, MAX_CATALOG_SAVE_INTERVAL_S
         if not (lo <= self.catalog_save_interval_s <= hi):  # NaN fails too
             raise ValueError(
                 f"--catalog-save-interval must be in {lo:g}..{hi:g} s, "
                 f"got {self.catalog_save_interval_s:g}"
             )
+        if self.catalog is not None:
+            _check_catalog_dir(self.catalog)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both --tls-cert and --tls-key (or neither)")
         if self.api_key is not None and not self.api_key:

@@ -161,8 +161,8 @@ async def similar_items(
 ) -> list[SearchHit]:
     """The ``k`` items most like an image (or its ``region``), or like catalog item
     ``item_id`` (never itself; NotFound for an id not in the catalog)."""
-    k = similar_k(k)
     served = served_catalog(core, "SimilarItems")
+    k = similar_k(k)
     if item_id is not None:
         try:
             check_item_id(item_id)
@@ -258,6 +258,7 @@ def _upsert(served: ServedCatalog, items: list[CatalogItem], vectors: np.ndarray
 async def delete_items(core: ServerCore, ids: Sequence[str]) -> tuple[int, list[str]]:
     """Remove items by id in one durable write: (how many were removed, the requested ids that
     were not in the catalog, in request order, once each)."""
+    served = served_catalog(core, "DeleteItems")
     if len(ids) > MAX_DELETE_IDS:
         raise InvalidArgument(
             f"{len(ids)} ids in one DeleteItems call, the limit is {MAX_DELETE_IDS}: split it"
@@ -267,7 +268,6 @@ async def delete_items(core: ServerCore, ids: Sequence[str]) -> tuple[int, list[
             check_item_id(item_id)
         except ValueError as exc:
             raise InvalidArgument(f"ids: {exc}") from None
-    served = served_catalog(core, "DeleteItems")
     return await asyncio.to_thread(_delete, served, list(dict.fromkeys(ids)))
 
 
