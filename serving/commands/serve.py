@@ -58,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve placements over gRPC (onscreen.v1) with batching, health and metrics",
         description=(
             "gRPC server: Targeting (TargetImage, ScanVideo, TargetStream, LookupPlacements), "
-            "Vision (Analyze), grpc.health.v1 and reflection. Rules are reloaded when the "
+            "Vision (Analyze), VisualSearch (with --catalog), grpc.health.v1 and reflection. "
+            "Rules are reloaded when the "
             "directory changes (a bad edit keeps the last good rules). SIGTERM drains and exits 0."
         ),
     )

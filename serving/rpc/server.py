@@ -12,7 +12,10 @@ one ``(Frame, RulesSnapshot)`` -> the shared ``MicroBatcher`` whose function is
 ``engine.analyze_isolating`` (ONE model thread: the rule-independent models over the batch, then
 each frame's logos with its snapshot's matcher) -> ``FrameFacts`` -> ``Targeter.place`` with the
 same snapshot -> placements. ScanVideo keyframes and TargetStream frames go through the same
-batcher, so they share model batches with image requests.
+batcher, so they share model batches with image requests. With ``--catalog`` the catalog's
+visual features have a batcher of their own on the SAME model thread
+(``serving.rpc.served_catalog``): VisualSearch images and TargetImage's similar items batch
+together there, and no model ever runs on two threads.
 
 Rules: parsed once (``ServerConfig.rules``, what ``serve`` already parsed to choose the models,
 or the directory when absent); every version, the first included, is built into one immutable
@@ -26,8 +29,8 @@ then loads the models and rules in a thread, warms the models up with one dummy 
 switches health to SERVING ("serving on HOST:PORT" is logged). Calls that need the models
 before that are UNAVAILABLE. ``RunningServer.stop`` sets NOT_SERVING, stops accepting calls,
 lets in-flight calls finish within the grace period and cancels what remains at its end, then
-closes the batcher (what it still holds fails), the rules watcher, the store and the metrics
-endpoint; the whole stop takes at most the grace period plus a second.
+closes the batcher (what it still holds fails), the rules watcher, the catalog (after a last
+snapshot of its unsaved writes), the store and the metrics endpoint; the whole stop takes at most the grace period plus a second.
 
 Time: rules' flight dates are checked against the server's local date (``date.today()``).
 """
