@@ -122,7 +122,9 @@ def pipeline_config_from_args(
     )
 
 
-def pipeline_config_for_rules(args: argparse.Namespace, rules: RuleSet) -> PipelineConfig:
+def pipeline_config_for_rules(
+    args: argparse.Namespace, rules: RuleSet, *, semantic_for: str | None = None
+) -> PipelineConfig:
     """The models a rules directory needs. The semantic model loads exactly when the rules use
     it (concept or IAB clauses, excluded concepts, prompt-based safety classes), unless the
     flags name one; rules that need it with ``--semantic off`` are refused with where they need
@@ -130,17 +132,24 @@ def pipeline_config_for_rules(args: argparse.Namespace, rules: RuleSet) -> Pipel
     (``serving.targeter.build_snapshot``) builds the matcher from the rules' brands, so a reload
     rebuilds it, and face-only rules (no or an empty ``brands/``) load none. OCR (~1 s a frame
     on a CPU) runs, with ``--ocr auto``, for rules that target or exclude text or use IAB
-    categories (read text feeds them)."""
+    categories (read text feeds them). ``semantic_for``: a flag that needs the semantic model
+    whatever the rules say (``--catalog``: its visual features); ``--semantic off`` with it is
+    refused."""
     from serving.targeter import semantic_needs
 
     cfg = pipeline_config_from_args(args, brands_dir=None)
+    if semantic_for is not None and cfg.semantic == "off":
+        raise InvalidArgument(
+            f"--semantic off, but {semantic_for} needs the semantic model's visual features: "
+            "drop --semantic off"
+        )
     needs = semantic_needs(rules)
     if needs and cfg.semantic == "off":
         raise InvalidArgument(
             "--semantic off, but these rules need a semantic model:\n  " + "\n  ".join(needs)
         )
     explicit = args.random_weights or args.semantic is not None
-    if not needs and not explicit:
+    if not needs and not explicit and semantic_for is None:
         cfg = dataclasses.replace(cfg, semantic="off")
     if args.ocr == "off" and rules.uses_text:
         raise InvalidArgument(

@@ -10,6 +10,13 @@ let in-flight calls finish within ``--grace`` seconds, cancel what remains, exit
 grace period plus about a second: a model batch still running in its thread is abandoned).
 Models or rules that fail to load exit 2 with the reason (the CLI's handling of OnscreenError).
 
+Visual search: ``--catalog DIR`` (a directory made by ``onscreen catalog build``) serves
+VisualSearch and TargetImage's similar items from it, in the semantic model's visual-feature
+space: the semantic model then loads even when the rules do not need it, a missing directory is
+refused with the other arguments, a catalog built by another model fails the start (exit 2,
+naming both spaces). Unsaved writes are snapshotted every ``--catalog-save-interval`` seconds
+and on shutdown, so the write-ahead log replayed at each start stays short.
+
 Auth: ``--api-key KEY``, ``--api-key-file PATH`` (the key stays out of ``ps``; one trailing
 newline is stripped) or ``$ONSCREEN_API_KEY``; an empty key is refused (an unset variable must
 not switch auth off). With none of them the server runs without auth.
@@ -30,6 +37,7 @@ from serving.commands.model_options import add_model_options, pipeline_config_fo
 from serving.rpc.config import (
     API_KEY_ENV,
     API_KEY_METADATA,
+    DEFAULT_CATALOG_SAVE_INTERVAL_S,
     DEFAULT_GRACE_S,
     DEFAULT_HOST,
     DEFAULT_MAX_BATCH,
@@ -50,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="serve placements over gRPC (onscreen.v1) with batching, health and metrics",
         description=(
             "gRPC server: Targeting (TargetImage, ScanVideo, TargetStream, LookupPlacements), "
-            "Vision (Analyze), grpc.health.v1 and reflection. Rules are reloaded when the "
+            "Vision (Analyze), VisualSearch (with --catalog), grpc.health.v1 and reflection. "
+            "Rules are reloaded when the "
             "directory changes (a bad edit keeps the last good rules). SIGTERM drains and exits 0."
         ),
     )
@@ -105,6 +114,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="seconds in-flight calls get to finish on shutdown",
     )
     p.add_argument("--no-watch", action="store_true", help="do not reload rules on changes")
+    p.add_argument(
+        "--catalog",
+        type=Path,
+        help="serve VisualSearch from this catalog directory (made by `onscreen catalog build`)",
+    )
+    p.add_argument(
+        "--catalog-save-interval",
+        type=float,
+        default=DEFAULT_CATALOG_SAVE_INTERVAL_S,
+        help="snapshot the catalog's unsaved writes this often, seconds (and on shutdown)",
+    )
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -133,12 +153,16 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
             grace_s=args.grace,
             watch_rules=not args.no_watch,
             decode_budget_bytes=args.decode_budget_mb * 2**20,
+            catalog=args.catalog,
+            catalog_save_interval_s=args.catalog_save_interval,
         )
     except ValueError as exc:
         raise StartupError(str(exc)) from exc
     rules = load_rules(args.rules)  # bad rules fail here, before any model loads
     # logos come from the rules snapshot (rebuilt on reload), never from the pipeline
-    pipeline = pipeline_config_for_rules(args, rules)
+    pipeline = pipeline_config_for_rules(
+        args, rules, semantic_for="--catalog" if args.catalog is not None else None
+    )
     return dataclasses.replace(base, pipeline=pipeline, rules=rules)
 
 

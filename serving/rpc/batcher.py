@@ -25,7 +25,12 @@ Limits and lifecycle:
 - A caller that is cancelled (the client went away, the RPC deadline fired) is skipped: its item
   never reaches ``fn`` if it was still waiting.
 - ``close()`` refuses new items (``Unavailable``), lets every accepted item finish, then stops
-  the worker thread.
+  the worker thread (unless the thread was lent: ``executor``).
+
+Sharing the worker: ``executor`` lends the batcher a single-thread executor it does not own
+(and never shuts down). Two batchers over one such executor run their batches one at a time on
+the same thread, so two kinds of model work (the targeting models, the catalog's visual
+features) batch separately yet never run a model concurrently with another.
 
 Metrics hooks (all optional, called on the event loop): ``on_batch(size, seconds)`` after each
 ``fn`` call, ``on_queue_depth(depth)`` whenever the number of waiting items changes,
@@ -87,6 +92,7 @@ class MicroBatcher(Generic[T, R]):
         on_batch: Callable[[int, float], None] | None = None,
         on_queue_depth: Callable[[int], None] | None = None,
         on_dropped: Callable[[str], None] | None = None,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         if not (1 <= max_batch <= MAX_BATCH_LIMIT):
             raise ValueError(f"max_batch must be in 1..{MAX_BATCH_LIMIT}, got {max_batch!r}")
@@ -107,7 +113,8 @@ class MicroBatcher(Generic[T, R]):
         self._queue: collections.deque[_Pending[T, R]] = collections.deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ThreadPoolExecutor | None = executor
+        self._owns_executor = executor is None
         self._closing = False
         self.batches = 0
         """Number of ``fn`` calls so far (for tests and logs)."""
@@ -164,13 +171,13 @@ class MicroBatcher(Generic[T, R]):
                     Unavailable(f"the {self.name} batcher shut down before this request ran")
                 )
                 self._task.cancel()
-                if self._executor is not None:
+                if self._executor is not None and self._owns_executor:
                     self._executor.shutdown(wait=False, cancel_futures=True)
                     self._executor = None
                 self._task = None
                 return
             self._task = None
-        if self._executor is not None:
+        if self._executor is not None and self._owns_executor:
             self._executor.shutdown(wait=True)
             self._executor = None
 
@@ -186,9 +193,10 @@ class MicroBatcher(Generic[T, R]):
     def _ensure_started(self) -> None:
         if self._task is None:
             self._wakeup = asyncio.Event()
-            self._executor = ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"onscreen-{self.name}"
-            )
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix=f"onscreen-{self.name}"
+                )
             self._task = asyncio.get_running_loop().create_task(
                 self._collect(), name=f"batcher:{self.name}"
             )

@@ -76,6 +76,23 @@ MIN_CLIENT_PING_INTERVAL_MS = 10_000
 MAX_CONCURRENT_STREAMS = 1024
 """HTTP/2 streams (calls) per connection at most."""
 
+DEFAULT_SIMILAR_ITEMS = 10
+"""Similar items returned when a SimilarItems request says k = 0."""
+MAX_SIMILAR_ITEMS = 100
+"""Most similar items one request may ask for (SimilarItems.k, TargetImage's
+similar_items_count)."""
+MAX_UPSERT_ITEMS = 256
+"""Most items in one UpsertItems call (the contract says 256)."""
+MAX_DELETE_IDS = 1000
+"""Most ids in one DeleteItems call."""
+DEFAULT_CATALOG_SAVE_INTERVAL_S = 60.0
+"""How often a served catalog with unsaved writes is snapshotted, seconds: each snapshot starts
+an empty write-ahead log, so the log (replayed at every open) stays small."""
+MAX_CATALOG_SAVE_INTERVAL_S = 86_400.0
+"""Longest snapshot interval accepted, seconds (a day)."""
+MIN_CATALOG_SAVE_INTERVAL_S = 1.0
+"""Shortest snapshot interval accepted, seconds (a snapshot rewrites the whole catalog)."""
+
 API_KEY_ENV = "ONSCREEN_API_KEY"
 """Environment variable holding the shared API key when ``--api-key`` is not given."""
 API_KEY_METADATA = "x-api-key"
@@ -92,6 +109,10 @@ class ServerConfig:
     ``watch_rules``: hot-reload the rules directory. ``warmup``: run one dummy batch before
     reporting SERVING (so the first request does not pay for lazy initialisation).
     ``decode_budget_bytes``: decoded image bytes in flight at most (``serving.rpc.pixel_budget``).
+    ``catalog``: a catalog directory made by ``onscreen catalog build`` that VisualSearch (and
+    TargetImage's similar items) answer from, in the semantic model's visual-feature space
+    (None: those RPCs are UNIMPLEMENTED). ``catalog_save_interval_s``: how often unsaved catalog
+    writes are snapshotted (and once more on shutdown).
     ``rules``: ``rules_dir`` already parsed (``serve`` parses it once, to choose the models);
     None: the server parses it. Every value is checked here, before any model loads
     (ValueError naming the option).
@@ -114,6 +135,8 @@ class ServerConfig:
     watch_rules: bool = True
     warmup: bool = True
     decode_budget_bytes: int = DEFAULT_DECODE_BUDGET_BYTES
+    catalog: Path | None = None
+    catalog_save_interval_s: float = DEFAULT_CATALOG_SAVE_INTERVAL_S
     rules: RuleSet | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -138,7 +161,32 @@ class ServerConfig:
             )
         if self.media_root is not None and not self.media_root.is_dir():
             raise ValueError(f"--media-root {self.media_root} is not a directory")
+        lo, hi = MIN_CATALOG_SAVE_INTERVAL_S, MAX_CATALOG_SAVE_INTERVAL_S
+        if not (lo <= self.catalog_save_interval_s <= hi):  # NaN fails too
+            raise ValueError(
+                f"--catalog-save-interval must be in {lo:g}..{hi:g} s, "
+                f"got {self.catalog_save_interval_s:g}"
+            )
+        if self.catalog is not None:
+            _check_catalog_dir(self.catalog)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both --tls-cert and --tls-key (or neither)")
         if self.api_key is not None and not self.api_key:
             raise ValueError("the API key must not be empty (leave it out to disable auth)")
+
+
+def _check_catalog_dir(path: Path) -> None:
+    """A served catalog must exist already: the server never creates one (an empty catalog
+    from a typo in the path would answer every search with nothing)."""
+    from vision.catalog.snapshot import read_manifest
+    from vision.errors import CatalogError
+
+    build = "build it with `onscreen catalog build CATALOG.jsonl --out DIR`"
+    if not path.is_dir():
+        raise ValueError(f"--catalog {path} is not a directory: {build}")
+    try:
+        manifest = read_manifest(path)
+    except CatalogError as exc:
+        raise ValueError(f"--catalog {path}: {exc}") from exc
+    if manifest is None:
+        raise ValueError(f"--catalog {path} is not a catalog (no MANIFEST.json): {build}")

@@ -15,6 +15,7 @@ from serving.rpc.batcher import MicroBatcher
 from serving.rpc.config import ServerConfig
 from serving.rpc.metrics import ServerMetrics
 from serving.rpc.pixel_budget import PixelBudget
+from serving.rpc.served_catalog import ServedCatalog
 from serving.targeter import RulesSnapshot, Targeter, analyze_with_snapshots
 from targeting.rules_watch import RulesHolder, RulesWatcher
 from vision.errors import Unavailable
@@ -36,6 +37,8 @@ class Engine:
     holder: RulesHolder
     budget: PixelBudget
     watcher: RulesWatcher | None = None
+    catalog: ServedCatalog | None = None
+    """The visual-search catalog (``--catalog``), None when the server has none."""
     decoding: int = 0
     """Images being decoded now: they count against ``max_queue`` with the waiting frames, so
     a burst is refused before its decode work starts, not after."""

@@ -23,19 +23,23 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
+import numpy as np
 
 from serving._proto.onscreen.v1 import targeting_pb2
 from serving.media_scan import keyframes_of, place_timeline
+from serving.rpc.batcher import MicroBatcher
 from serving.rpc.config import (
     DEFAULT_MAX_PLACEMENTS,
     MAX_CAMPAIGN_FILTER,
     MAX_PLACEMENTS,
+    MAX_SIMILAR_ITEMS,
     MAX_UPLOAD_CHUNK_BYTES,
     SCAN_PROGRESS_EVERY_S,
     STREAM_WINDOW_S,
@@ -47,6 +51,7 @@ from serving.rpc.pixel_budget import (
     decode_for_models,
     shrink_for_models,
 )
+from serving.rpc.served_catalog import ServedCatalog
 from serving.scan_events import ScanEvent, ScanProgress, ScanSummary
 from serving.targeter import RulesSnapshot
 from targeting.types import Placement
@@ -59,11 +64,17 @@ from vision.errors import (
     NotFound,
     OnscreenError,
     Overloaded,
+    Unimplemented,
 )
 from vision.limits import MAX_MEDIA_ID_CHARS, MAX_VIDEO_BYTES
 from vision.types import Frame, FrameFacts, KeyframeReason
 
+if TYPE_CHECKING:  # FAISS loads only on a server that opens a catalog
+    from vision.catalog import SearchHit
+
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SCAN_OVERLOAD_RETRY_S = 30.0
 """A scan's keyframe that finds the queue full retries this long (image requests go first)."""
@@ -125,11 +136,14 @@ def deadline_of(context: grpc.aio.ServicerContext) -> float | None:
 
 
 @contextlib.asynccontextmanager
-async def admitted(engine: Engine, data: bytes, source: str) -> AsyncIterator[None]:
+async def admitted(
+    engine: Engine, data: bytes, source: str, batcher: MicroBatcher[Any, Any] | None = None
+) -> AsyncIterator[None]:
     """Admission for one image, decided before any pixel is decoded: a queue slot (images
     being decoded count with the frames waiting for the model) and its decode cost from the
-    decode budget. Either one missing is ``Overloaded`` (RESOURCE_EXHAUSTED) at once."""
-    batcher = engine.batcher
+    decode budget. Either one missing is ``Overloaded`` (RESOURCE_EXHAUSTED) at once.
+    ``batcher``: the queue the image will wait in (default: the targeting models')."""
+    batcher = batcher or engine.batcher
     if batcher.depth + engine.decoding >= batcher.max_queue:
         raise Overloaded(
             f"server busy: {batcher.depth} frames wait for the model and {engine.decoding} "
@@ -158,15 +172,90 @@ async def analyze_image(
     own width and height (boxes are normalized, so the shrinking does not show)."""
     engine = core.engine()
     name = source or (f"image of {media_id!r}" if media_id else "image")
-    async with admitted(engine, data, name):
-        image, (width, height) = await asyncio.to_thread(decode_for_models, data, name)
+    image, size = await decode_admitted(engine, data, name)
+    return await facts_of(engine, image, size, media_id, deadline, snapshot, t=t)
+
+
+async def decode_admitted(
+    engine: Engine, data: bytes, source: str, batcher: MicroBatcher[Any, Any] | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Image bytes -> (RGB pixels shrunk for the models, (width, height) as encoded): admitted
+    (``admitted``, against ``batcher``'s queue), decoded on a CPU thread. MediaError if bad."""
+    async with admitted(engine, data, source, batcher):
+        return await asyncio.to_thread(decode_for_models, data, source)
+
+
+async def facts_of(
+    engine: Engine,
+    image: np.ndarray,
+    size: tuple[int, int],
+    media_id: str,
+    deadline: float | None,
+    snapshot: RulesSnapshot,
+    *,
+    t: float = 0.0,
+) -> FrameFacts:
+    """Decoded pixels -> FrameFacts through the shared batcher; the facts report the image's
+    own ``size`` (boxes are normalized, so the shrinking does not show)."""
     # the working frame is small (<= MODEL_MAX_SIDE_PX); hold its bytes until the facts return
     with engine.budget.reserve(image.nbytes):
         reason: KeyframeReason = "image" if t == 0.0 else "interval"
         frame = Frame(media_id=media_id, t=t, image=image, index=0, reason=reason)
         del image
         facts = await engine.batcher.submit((frame, snapshot), deadline)
+    width, height = size
     return dataclasses.replace(facts, width=width, height=height)
+
+
+async def features_of(
+    engine: Engine, served: ServedCatalog, image: np.ndarray, deadline: float | None
+) -> np.ndarray:
+    """Decoded pixels -> their (dim,) visual features, through the catalog's batcher (which
+    runs on the targeting models' one worker thread)."""
+    with engine.budget.reserve(image.nbytes):
+        return await served.features.submit(image, deadline)
+
+
+async def all_or_cancel(*aws: Awaitable[T]) -> list[T]:
+    """Await every awaitable concurrently; at the first failure cancel the rest and raise it
+    (as itself, not an ExceptionGroup, so ``status_for`` maps it)."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def check_similar_count(k: int, what: str) -> int:
+    """A requested number of similar items: 1..MAX_SIMILAR_ITEMS, else InvalidArgument."""
+    if not (1 <= k <= MAX_SIMILAR_ITEMS):
+        raise InvalidArgument(f"{what} must be in 1..{MAX_SIMILAR_ITEMS}, got {k}")
+    return k
+
+
+def served_catalog(core: ServerCore, what: str) -> ServedCatalog:
+    """The server's catalog; Unimplemented (saying how to get one) when it was started without,
+    Unavailable while it still loads."""
+    if core.config.catalog is None:
+        raise Unimplemented(
+            f"{what} needs the visual search catalog, and this server has none: start the "
+            "server with --catalog DIR (a directory made by `onscreen catalog build`)"
+        )
+    served = core.engine().catalog
+    assert served is not None, "a server with --catalog opens its catalog before it serves"
+    return served
+
+
+async def search_vector(
+    served: ServedCatalog, vector: np.ndarray, k: int, exclude: Sequence[str] = ()
+) -> list[SearchHit]:
+    """The ``k`` catalog items nearest ``vector``, on a thread (a search holds the catalog's
+    read lock; a write waits only for the in-memory apply)."""
+    hits = await asyncio.to_thread(served.catalog.search, vector, k, exclude=exclude)
+    return hits[0]
 
 
 async def target_image(
@@ -177,9 +266,17 @@ async def target_image(
     campaign_ids: list[str],
     max_placements: int,
     deadline: float | None,
-) -> tuple[list[Placement], FrameFacts, str]:
-    """Image bytes -> (placements best rank first, facts, rules version). ``media_id`` may be
-    empty: the image's sha256 names it then. One rules snapshot serves the whole request."""
+    similar_items_count: int = 0,
+) -> tuple[list[Placement], FrameFacts, str, list[SearchHit]]:
+    """Image bytes -> (placements best rank first, facts, rules version, similar catalog items
+    most similar first). ``media_id`` may be empty: the image's sha256 names it then. One rules
+    snapshot serves the whole request. With ``similar_items_count`` the image is decoded once
+    and its facts and visual features are computed side by side (two batches on the one model
+    thread), then the catalog is searched with the whole image."""
+    served = None
+    if similar_items_count:
+        check_similar_count(similar_items_count, "similar_items_count")
+        served = served_catalog(core, "similar_items_count")
     engine = core.engine()
     snapshot = engine.targeter.snapshot
     media_id = image_media_id(media_id, data)
@@ -188,13 +285,25 @@ async def target_image(
         raise InvalidArgument(
             f"max_placements must be in 0..{MAX_PLACEMENTS}, got {max_placements}"
         )
-    facts = await analyze_image(core, data, media_id, deadline, snapshot)
+    hits: list[SearchHit] = []
+    if served is None:
+        facts = await analyze_image(core, data, media_id, deadline, snapshot)
+    else:
+        image, size = await decode_admitted(engine, data, f"image of {media_id!r}")
+        facts_task = asyncio.ensure_future(
+            facts_of(engine, image, size, media_id, deadline, snapshot)
+        )
+        vector_task = asyncio.ensure_future(features_of(engine, served, image, deadline))
+        del image
+        await all_or_cancel(facts_task, vector_task)
+        facts, vector = facts_task.result(), vector_task.result()
+        hits = await search_vector(served, vector, similar_items_count)
     placements = filter_placements(
         engine.targeter.place([facts], media=media_id, today=core.today(), snapshot=snapshot),
         wanted,
     )
     placements.sort(key=lambda p: (p.rank or MAX_PLACEMENTS + 1, -p.score))
-    return placements[: max_placements or DEFAULT_MAX_PLACEMENTS], facts, snapshot.version
+    return placements[: max_placements or DEFAULT_MAX_PLACEMENTS], facts, snapshot.version, hits
 
 
 def resolve_media_path(root: Path | None, rel: str) -> Path:

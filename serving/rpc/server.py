@@ -12,7 +12,10 @@ one ``(Frame, RulesSnapshot)`` -> the shared ``MicroBatcher`` whose function is
 ``engine.analyze_isolating`` (ONE model thread: the rule-independent models over the batch, then
 each frame's logos with its snapshot's matcher) -> ``FrameFacts`` -> ``Targeter.place`` with the
 same snapshot -> placements. ScanVideo keyframes and TargetStream frames go through the same
-batcher, so they share model batches with image requests.
+batcher, so they share model batches with image requests. With ``--catalog`` the catalog's
+visual features have a batcher of their own on the SAME model thread
+(``serving.rpc.served_catalog``): VisualSearch images and TargetImage's similar items batch
+together there, and no model ever runs on two threads.
 
 Rules: parsed once (``ServerConfig.rules``, what ``serve`` already parsed to choose the models,
 or the directory when absent); every version, the first included, is built into one immutable
@@ -26,8 +29,8 @@ then loads the models and rules in a thread, warms the models up with one dummy 
 switches health to SERVING ("serving on HOST:PORT" is logged). Calls that need the models
 before that are UNAVAILABLE. ``RunningServer.stop`` sets NOT_SERVING, stops accepting calls,
 lets in-flight calls finish within the grace period and cancels what remains at its end, then
-closes the batcher (what it still holds fails), the rules watcher, the store and the metrics
-endpoint; the whole stop takes at most the grace period plus a second.
+closes the batcher (what it still holds fails), the rules watcher, the catalog (after a last
+snapshot of its unsaved writes), the store and the metrics endpoint; the whole stop takes at most the grace period plus a second.
 
 Time: rules' flight dates are checked against the server's local date (``date.today()``).
 """
@@ -41,6 +44,7 @@ import re
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +77,7 @@ from serving.rpc.engine import Engine, ModelItem, ServerCore, analyze_isolating
 from serving.rpc.malformed import TolerantDeserializerInterceptor
 from serving.rpc.metrics import ServerMetrics
 from serving.rpc.pixel_budget import PixelBudget
+from serving.rpc.served_catalog import ServedCatalog, features_isolating
 from serving.rpc.servicers import TargetingServicer, VisionServicer, VisualSearchServicer
 from serving.targeter import Targeter
 from targeting.rules_loader import RuleSet
@@ -190,6 +195,9 @@ class RunningServer:
     load_error: BaseException | None = None
     _load_task: asyncio.Task[None] | None = None
     _stopped: bool = False
+    _model_thread: ThreadPoolExecutor | None = None
+    _catalog: ServedCatalog | None = None
+    """The catalog once opened (closed on stop even when loading failed after opening it)."""
 
     @property
     def address(self) -> str:
@@ -221,21 +229,34 @@ class RunningServer:
                 _load_rules, pipeline, config.rules_dir, self.core.metrics, config.rules
             )
             m = self.core.metrics
+            # ONE model thread: the targeting batcher and the catalog's features batcher take
+            # turns on it (the models are not thread-safe)
+            self._model_thread = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="onscreen-model"
+            )
             batcher: MicroBatcher[ModelItem, FrameFacts] = MicroBatcher(
                 functools.partial(analyze_isolating, targeter),
                 max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
                 max_queue=config.max_queue, name="model", on_batch=m.observe_batch,
                 on_queue_depth=m.set_queue_depth, on_dropped=m.observe_dropped,
+                executor=self._model_thread,
             )  # fmt: skip
             budget = PixelBudget(config.decode_budget_bytes)
             engine = Engine(pipeline, targeter, batcher, holder, budget)
+            if config.catalog is not None:
+                engine.catalog = await _open_catalog(pipeline, config, self._model_thread)
+                self._catalog = engine.catalog
             if config.warmup:
                 t0 = time.perf_counter()
                 side = WARMUP_IMAGE_SIDE_PX
                 grey = np.full((side, side, 3), 127, np.uint8)
                 frame = Frame("warmup", 0.0, grey, reason="image")
                 await batcher.submit((frame, targeter.snapshot))
+                if engine.catalog is not None:
+                    await engine.catalog.features.submit(grey)
                 log.info("models warmed up in %.2f s", time.perf_counter() - t0)
+            if engine.catalog is not None:
+                engine.catalog.start()
             if config.watch_rules:
                 engine.watcher = holder.start_watching()
             self.core.engine_or_none = engine
@@ -269,10 +290,40 @@ class RunningServer:
             await engine.batcher.close(timeout_s=left)
             if engine.watcher is not None:
                 await asyncio.to_thread(engine.watcher.stop)
+        if self._catalog is not None:  # its last writes are snapshotted, its lock released
+            left = max(0.0, deadline - time.monotonic()) + STOP_SLACK_S
+            await self._catalog.close(timeout_s=left)
+        if self._model_thread is not None:  # both batchers are closed: nothing more comes
+            self._model_thread.shutdown(wait=False, cancel_futures=True)
         if self.core.store is not None:
             self.core.store.close()
         self.core.metrics.close()
         log.info("stopped")
+
+
+async def _open_catalog(
+    pipeline: Pipeline, config: ServerConfig, model_thread: ThreadPoolExecutor
+) -> ServedCatalog:
+    """The ``--catalog`` directory opened in the semantic model's visual-feature space (a
+    catalog built by another model is a CatalogError naming both spaces), with its features
+    batcher on the model thread."""
+    from vision.catalog import Catalog, VisualFeatures
+
+    assert config.catalog is not None
+    if pipeline.semantic is None:
+        raise StartupError(
+            "--catalog needs the semantic model's visual features, but the semantic model is off"
+        )
+    model = VisualFeatures(pipeline.semantic)
+    catalog = await asyncio.to_thread(Catalog.for_model, config.catalog, model)
+    features: MicroBatcher[np.ndarray, np.ndarray] = MicroBatcher(
+        functools.partial(features_isolating, model),
+        max_batch=config.max_batch, max_wait_ms=config.max_wait_ms, max_queue=config.max_queue,
+        name="catalog model", executor=model_thread,
+    )  # fmt: skip
+    served = ServedCatalog(catalog, model, features, config.catalog_save_interval_s)
+    log.info("catalog %s: %d item(s) in space %s", config.catalog, len(catalog), catalog.space_id)
+    return served
 
 
 def _load_rules(

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import numpy as np
@@ -47,16 +47,26 @@ from serving.rpc.handlers import (
     receive_upload,
     resolve_media_path,
     scan_video,
+    served_catalog,
     target_image,
 )
 from serving.rpc.malformed import MalformedRequest
 from serving.rpc.status import status_for
+from serving.rpc.visual_search import (
+    ItemUpsert,
+    delete_items,
+    metadata_of,
+    similar_items,
+    upsert_items,
+)
 from vision.errors import (
     FailedPrecondition,
     InvalidArgument,
     NotFound,
-    Unimplemented,
 )
+
+if TYPE_CHECKING:
+    from vision.catalog import SearchHit
 
 log = logging.getLogger(__name__)
 
@@ -153,20 +163,20 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
                 f"similar_items_count must be >= 0, got {request.similar_items_count}"
             )
         if request.similar_items_count:
-            raise Unimplemented(
-                "similar_items_count: the visual search catalog comes in a later release; "
-                "send 0 for now"
-            )
-        placements, facts, version = await target_image(
+            served_catalog(self.core, "similar_items_count")  # UNIMPLEMENTED without --catalog
+        placements, facts, version, similar = await target_image(
             self.core,
             request.image,
             request.media_id,
             campaign_ids=list(request.campaign_ids),
             max_placements=request.max_placements,
             deadline=deadline_of(context),
+            similar_items_count=request.similar_items_count,
         )
         response = targeting_pb2.TargetImageResponse(
-            placements=pc.placements_to_proto(placements), rules_version=version
+            placements=pc.placements_to_proto(placements),
+            rules_version=version,
+            similar_items=_similar_to_proto(similar),
         )
         if request.include_facts:
             response.facts.CopyFrom(pc.facts_to_proto(facts))
@@ -332,14 +342,16 @@ class VisionServicer(vision_pb2_grpc.VisionServicer):
         )
 
 
-_CATALOG_LATER = (
-    "the visual search catalog comes in a later release of onscreen; this server does not "
-    "serve VisualSearch yet"
-)
+def _similar_to_proto(hits: list[SearchHit]) -> list[visual_search_pb2.SimilarItem]:
+    return [
+        visual_search_pb2.SimilarItem(id=h.item.id, score=h.score, metadata=metadata_of(h.item))
+        for h in hits
+    ]
 
 
 class VisualSearchServicer(visual_search_pb2_grpc.VisualSearchServicer):
-    """onscreen.v1.VisualSearch: declared in the contract, UNIMPLEMENTED until the catalog lands."""
+    """onscreen.v1.VisualSearch over the server's ``--catalog`` (``serving.rpc.visual_search``);
+    UNIMPLEMENTED, saying how to start one, on a server without a catalog."""
 
     def __init__(self, core: ServerCore) -> None:
         self.core = core
@@ -348,16 +360,49 @@ class VisualSearchServicer(visual_search_pb2_grpc.VisualSearchServicer):
     async def SimilarItems(  # noqa: N802
         self, request: visual_search_pb2.SimilarItemsRequest, context: grpc.aio.ServicerContext
     ) -> visual_search_pb2.SimilarItemsResponse:
-        raise Unimplemented(_CATALOG_LATER)
+        query = request.WhichOneof("query")
+        region = None
+        if query == "image" and request.HasField("region"):
+            r = request.region
+            region = (r.x0, r.y0, r.x1, r.y1)
+        hits = await similar_items(
+            self.core,
+            image=request.image if query == "image" else None,
+            item_id=request.item_id if query == "item_id" else None,
+            region=region,
+            k=request.k,
+            deadline=deadline_of(context),
+        )
+        return visual_search_pb2.SimilarItemsResponse(items=_similar_to_proto(hits))
 
     @_observed("UpsertItems")
     async def UpsertItems(  # noqa: N802
         self, request: visual_search_pb2.UpsertItemsRequest, context: grpc.aio.ServicerContext
     ) -> visual_search_pb2.UpsertItemsResponse:
-        raise Unimplemented(_CATALOG_LATER)
+        served_catalog(self.core, "UpsertItems")
+        for i, it in enumerate(request.items):
+            if it.WhichOneof("image") == "image_url":
+                raise InvalidArgument(
+                    f"items[{i}] ({it.id!r}): image_url given, but URL fetching is off on this "
+                    "server: send the picture as image_bytes"
+                )
+        items = [
+            ItemUpsert(id=it.id, image=it.image_bytes, metadata=dict(it.metadata))
+            for it in request.items
+        ]
+        outcome = await upsert_items(self.core, items, deadline_of(context))
+        return visual_search_pb2.UpsertItemsResponse(
+            inserted_count=outcome.inserted,
+            replaced_count=outcome.replaced,
+            errors=[
+                visual_search_pb2.ItemError(id=p.id, index=p.index, message=p.message)
+                for p in outcome.problems
+            ],
+        )
 
     @_observed("DeleteItems")
     async def DeleteItems(  # noqa: N802
         self, request: visual_search_pb2.DeleteItemsRequest, context: grpc.aio.ServicerContext
     ) -> visual_search_pb2.DeleteItemsResponse:
-        raise Unimplemented(_CATALOG_LATER)
+        deleted, missing = await delete_items(self.core, list(request.ids))
+        return visual_search_pb2.DeleteItemsResponse(deleted_count=deleted, missing_ids=missing)

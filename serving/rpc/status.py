@@ -12,7 +12,7 @@ decides codes on its own and nothing escapes as UNKNOWN.
     Overloaded                                 RESOURCE_EXHAUSTED (back off and retry)
     DeadlineExceeded                           DEADLINE_EXCEEDED  (the work was dropped)
     Unavailable, WeightsError,                 UNAVAILABLE        (not ready / shutting down /
-      PlacementStoreError                                          a file it needs is unusable)
+      PlacementStoreError, CatalogError                            a file it needs is unusable)
     Unimplemented                              UNIMPLEMENTED
     ModelError, any other OnscreenError        INTERNAL
     anything else (ValueError included)        INTERNAL with a short error id; the traceback
@@ -30,6 +30,7 @@ import uuid
 import grpc
 
 from vision.errors import (
+    CatalogError,
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
@@ -61,6 +62,7 @@ STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
     (WeightsError, grpc.StatusCode.UNAVAILABLE),
     (PlacementStoreError, grpc.StatusCode.UNAVAILABLE),
+    (CatalogError, grpc.StatusCode.UNAVAILABLE),
     (Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
     (ModelError, grpc.StatusCode.INTERNAL),
     (OnscreenError, grpc.StatusCode.INTERNAL),

@@ -1,8 +1,10 @@
 """Catalog items and the catalog JSONL contract (``../shared/DESIGN.md``).
 
 One item a line: ``{"id": "sku-1", "image": "path/or/file.jpg", "title": "...", "category":
-"...", "advertiser": "...", "price": 19.9, "url": "..."}``; only ``id`` and ``image`` are
-required, relative image paths are relative to the catalog file. Parsing reports *every* bad
+"...", "advertiser": "...", "price": 19.9, "url": "...", "extra": {"colour": "red"}}``; only
+``id`` and ``image`` are required, relative image paths are relative to the catalog file;
+``extra`` holds free-form text attributes (what the gRPC ``CatalogItem.metadata`` carries beyond
+the named fields), returned with results and never filtered on. Parsing reports *every* bad
 line (``line N: message``) and keeps the good ones, so one typo in a million-line feed does not
 stop a build.
 """
@@ -16,11 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vision.catalog.limits import MAX_ITEM_ID_CHARS, MAX_JSONL_LINE_BYTES, MAX_TAGS_PER_ITEM
+from vision.catalog.limits import (
+    MAX_EXTRA_FIELDS,
+    MAX_EXTRA_KEY_CHARS,
+    MAX_EXTRA_VALUE_CHARS,
+    MAX_ITEM_ID_CHARS,
+    MAX_JSONL_LINE_BYTES,
+    MAX_TAGS_PER_ITEM,
+)
 from vision.errors import CatalogError
 
 _TEXT_FIELDS = ("title", "category", "advertiser", "url")
-_KNOWN_FIELDS = frozenset(("id", "image", "price", "tags", *_TEXT_FIELDS))
+_KNOWN_FIELDS = frozenset(("id", "image", "price", "tags", "extra", *_TEXT_FIELDS))
 
 
 def check_item_id(item_id: object) -> str:
@@ -42,6 +51,8 @@ class CatalogItem:
     for reports; the index holds the vector, never the pixels. ``price`` is in the catalog's
     currency, ``None`` when unknown (a price filter then excludes the item). ``tags`` are
     attribute tags such as ``"colour:red"`` (see ``vision.catalog.tags``), sorted, unique.
+    ``extra``: free-form (key, value) text attributes, sorted by key, keys unique and none of
+    them a named field's (so a key has one meaning); kept and returned, never filtered on.
     """
 
     id: str
@@ -52,6 +63,7 @@ class CatalogItem:
     price: float | None = None
     url: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    extra: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         check_item_id(self.id)
@@ -70,6 +82,7 @@ class CatalogItem:
         if len(tags) > MAX_TAGS_PER_ITEM:
             raise ValueError(f"{len(tags)} tags, the limit is {MAX_TAGS_PER_ITEM}")
         object.__setattr__(self, "tags", tuple(sorted(set(tags))))
+        object.__setattr__(self, "extra", _checked_extra(self.extra))
 
     def to_json(self) -> dict[str, Any]:
         """The JSONL form (empty fields left out), the inverse of ``from_json``."""
@@ -81,6 +94,8 @@ class CatalogItem:
             out["price"] = self.price
         if self.tags:
             out["tags"] = list(self.tags)
+        if self.extra:
+            out["extra"] = dict(self.extra)
         return out
 
     @classmethod
@@ -93,6 +108,9 @@ class CatalogItem:
             )
         if "id" not in obj:
             raise ValueError("missing required field 'id'")
+        extra = obj.get("extra", {})
+        if not isinstance(extra, Mapping):
+            raise ValueError(f"extra must be an object of text values, got {extra!r}")
         return cls(
             id=obj["id"],
             image=obj.get("image", ""),
@@ -102,7 +120,37 @@ class CatalogItem:
             price=obj.get("price"),
             url=obj.get("url", ""),
             tags=tuple(obj.get("tags", ())),
+            extra=tuple(extra.items()),
         )
+
+
+def _checked_extra(extra: object) -> tuple[tuple[str, str], ...]:
+    """``extra`` as sorted (key, value) text pairs, every bound checked (ValueError)."""
+    if isinstance(extra, str | bytes) or not isinstance(extra, tuple | list):
+        raise ValueError(f"extra must be (key, value) pairs, got {extra!r}")
+    pairs: dict[str, str] = {}
+    for pair in extra:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise ValueError(f"extra must be (key, value) pairs, got {pair!r}")
+        key, value = pair
+        if not isinstance(key, str) or not key or len(key) > MAX_EXTRA_KEY_CHARS:
+            raise ValueError(
+                f"extra key {key!r} must be a non-empty string of at most "
+                f"{MAX_EXTRA_KEY_CHARS} characters"
+            )
+        if key in _KNOWN_FIELDS:
+            raise ValueError(f"extra key {key!r} is a named field: set the field itself")
+        if not isinstance(value, str) or len(value) > MAX_EXTRA_VALUE_CHARS:
+            raise ValueError(
+                f"extra value of {key!r} must be a string of at most "
+                f"{MAX_EXTRA_VALUE_CHARS} characters"
+            )
+        if key in pairs:
+            raise ValueError(f"extra key {key!r} appears twice")
+        pairs[key] = value
+    if len(pairs) > MAX_EXTRA_FIELDS:
+        raise ValueError(f"{len(pairs)} extra fields, the limit is {MAX_EXTRA_FIELDS}")
+    return tuple(sorted(pairs.items()))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,15 @@ MAX_JSONL_LINE_BYTES = 64 * 1024
 MAX_TAGS_PER_ITEM = 64
 """Most attribute tags stored with one item."""
 
+MAX_EXTRA_FIELDS = 32
+"""Most free-form ``extra`` attributes stored with one item."""
+
+MAX_EXTRA_KEY_CHARS = 64
+"""Longest ``extra`` attribute name, in characters."""
+
+MAX_EXTRA_VALUE_CHARS = 1024
+"""Longest ``extra`` attribute value, in characters (metadata, not a payload)."""
+
 MAX_K = 1000
 """Most results one query may ask for."""
 

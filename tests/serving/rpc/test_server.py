@@ -390,7 +390,8 @@ def _bad_requests(world) -> list:
          "similar_items_count must be >= 0, got -1"),
         # checked before the image is decoded: garbage bytes do not hide it
         ("similar items", T(image=b"junk", similar_items_count=3), "UNIMPLEMENTED",
-         "similar_items_count: the visual search catalog comes in a later release"),
+         "similar_items_count needs the visual search catalog, and this server has none: start the "
+         "server with --catalog DIR"),
     ]  # fmt: skip
 
 
@@ -414,11 +415,11 @@ def test_bad_images_get_their_exact_code_and_the_server_goes_on(world, targeting
         (lambda t, v: t.LookupPlacements(targeting_pb2.LookupPlacementsRequest()),
          "INVALID_ARGUMENT", "media_id is required"),
         (lambda t, v: v.SimilarItems(visual_search_pb2.SimilarItemsRequest(item_id="x")),
-         "UNIMPLEMENTED", "catalog comes in a later release"),
+         "UNIMPLEMENTED", "start the server with --catalog DIR"),
         (lambda t, v: v.UpsertItems(visual_search_pb2.UpsertItemsRequest()),
-         "UNIMPLEMENTED", "catalog comes in a later release"),
+         "UNIMPLEMENTED", "start the server with --catalog DIR"),
         (lambda t, v: v.DeleteItems(visual_search_pb2.DeleteItemsRequest(ids=["x"])),
-         "UNIMPLEMENTED", "catalog comes in a later release"),
+         "UNIMPLEMENTED", "start the server with --catalog DIR"),
     ],
 )  # fmt: skip
 def test_other_status_codes(channel, targeting, call, code, message) -> None:

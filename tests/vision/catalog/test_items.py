@@ -56,7 +56,8 @@ def test_every_bad_line_is_reported_with_its_number_and_the_rest_are_kept() -> N
         "line 5: item id must be a non-empty string, got ''",
         "line 6: price must be a number, got 'cheap'",
         "line 7: price must be a finite number >= 0, got -1",
-        "line 8: unknown field(s) colour; allowed: advertiser, category, id, image, price, tags, title, url",
+        "line 8: unknown field(s) colour; allowed: advertiser, category, extra, id, image, price, tags, "
+        "title, url",
         "line 9: duplicate id 'ok-1' (first on line 1)",
     )
     with pytest.raises(CatalogError, match=r"8 bad line\(s\) in feed.jsonl\n  line 2: not JSON"):
@@ -90,3 +91,13 @@ def test_unreadable_file_is_a_catalog_error(tmp_path: Path) -> None:
     bad.write_bytes(b'{"id": "\xe9"}')
     with pytest.raises(CatalogError, match="cannot read catalog file"):
         read_catalog_file(bad)
+
+
+def test_extra_text_attributes_round_trip_and_cannot_shadow_a_named_field() -> None:
+    item = CatalogItem.from_json({"id": "sku-1", "extra": {"colour": "red", "brand": "Acme"}})
+    assert item.extra == (("brand", "Acme"), ("colour", "red"))
+    assert CatalogItem.from_json(item.to_json()) == item
+    with pytest.raises(ValueError, match="'price' is a named field"):
+        CatalogItem(id="sku-2", extra=(("price", "1"),))
+    with pytest.raises(ValueError, match="extra must be an object"):
+        CatalogItem.from_json({"id": "sku-3", "extra": "red"})

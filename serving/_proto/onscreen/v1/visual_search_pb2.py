@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import common_pb2 as onscreen_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fonscreen/v1/visual_search.proto\x12\x0bonscreen.v1\x1a\x18onscreen/v1/common.proto\"\xb9\x01\n\x0b\x43\x61talogItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\x0bimage_bytes\x18\x02 \x01(\x0cH\x00\x12\x13\n\timage_url\x18\x03 \x01(\tH\x00\x12\x38\n\x08metadata\x18\x04 \x03(\x0b\x32&.onscreen.v1.CatalogItem.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05image\"\x93\x01\n\x0bSimilarItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x38\n\x08metadata\x18\x03 \x03(\x0b\x32&.onscreen.v1.SimilarItem.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"o\n\x13SimilarItemsRequest\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12\x11\n\x07item_id\x18\x02 \x01(\tH\x00\x12 \n\x06region\x18\x03 \x01(\x0b\x32\x10.onscreen.v1.Box\x12\t\n\x01k\x18\x04 \x01(\x05\x42\x07\n\x05query\"?\n\x14SimilarItemsResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.onscreen.v1.SimilarItem\"=\n\x12UpsertItemsRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.onscreen.v1.CatalogItem\"E\n\x13UpsertItemsResponse\x12\x16\n\x0einserted_count\x18\x01 \x01(\x05\x12\x16\n\x0ereplaced_count\x18\x02 \x01(\x05\"!\n\x12\x44\x65leteItemsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"A\n\x13\x44\x65leteItemsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x05\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t2\x87\x02\n\x0cVisualSearch\x12S\n\x0cSimilarItems\x12 .onscreen.v1.SimilarItemsRequest\x1a!.onscreen.v1.SimilarItemsResponse\x12P\n\x0bUpsertItems\x12\x1f.onscreen.v1.UpsertItemsRequest\x1a .onscreen.v1.UpsertItemsResponse\x12P\n\x0b\x44\x65leteItems\x12\x1f.onscreen.v1.DeleteItemsRequest\x1a .onscreen.v1.DeleteItemsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fonscreen/v1/visual_search.proto\x12\x0bonscreen.v1\x1a\x18onscreen/v1/common.proto\"\xb9\x01\n\x0b\x43\x61talogItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x15\n\x0bimage_bytes\x18\x02 \x01(\x0cH\x00\x12\x13\n\timage_url\x18\x03 \x01(\tH\x00\x12\x38\n\x08metadata\x18\x04 \x03(\x0b\x32&.onscreen.v1.CatalogItem.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05image\"\x93\x01\n\x0bSimilarItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x38\n\x08metadata\x18\x03 \x03(\x0b\x32&.onscreen.v1.SimilarItem.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"o\n\x13SimilarItemsRequest\x12\x0f\n\x05image\x18\x01 \x01(\x0cH\x00\x12\x11\n\x07item_id\x18\x02 \x01(\tH\x00\x12 \n\x06region\x18\x03 \x01(\x0b\x32\x10.onscreen.v1.Box\x12\t\n\x01k\x18\x04 \x01(\x05\x42\x07\n\x05query\"?\n\x14SimilarItemsResponse\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.onscreen.v1.SimilarItem\"=\n\x12UpsertItemsRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.onscreen.v1.CatalogItem\"m\n\x13UpsertItemsResponse\x12\x16\n\x0einserted_count\x18\x01 \x01(\x05\x12\x16\n\x0ereplaced_count\x18\x02 \x01(\x05\x12&\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x16.onscreen.v1.ItemError\"7\n\tItemError\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"!\n\x12\x44\x65leteItemsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"A\n\x13\x44\x65leteItemsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x05\x12\x13\n\x0bmissing_ids\x18\x02 \x03(\t2\x87\x02\n\x0cVisualSearch\x12S\n\x0cSimilarItems\x12 .onscreen.v1.SimilarItemsRequest\x1a!.onscreen.v1.SimilarItemsResponse\x12P\n\x0bUpsertItems\x12\x1f.onscreen.v1.UpsertItemsRequest\x1a .onscreen.v1.UpsertItemsResponse\x12P\n\x0b\x44\x65leteItems\x12\x1f.onscreen.v1.DeleteItemsRequest\x1a .onscreen.v1.DeleteItemsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,11 +51,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPSERTITEMSREQUEST']._serialized_start=590
   _globals['_UPSERTITEMSREQUEST']._serialized_end=651
   _globals['_UPSERTITEMSRESPONSE']._serialized_start=653
-  _globals['_UPSERTITEMSRESPONSE']._serialized_end=722
-  _globals['_DELETEITEMSREQUEST']._serialized_start=724
-  _globals['_DELETEITEMSREQUEST']._serialized_end=757
-  _globals['_DELETEITEMSRESPONSE']._serialized_start=759
-  _globals['_DELETEITEMSRESPONSE']._serialized_end=824
-  _globals['_VISUALSEARCH']._serialized_start=827
-  _globals['_VISUALSEARCH']._serialized_end=1090
+  _globals['_UPSERTITEMSRESPONSE']._serialized_end=762
+  _globals['_ITEMERROR']._serialized_start=764
+  _globals['_ITEMERROR']._serialized_end=819
+  _globals['_DELETEITEMSREQUEST']._serialized_start=821
+  _globals['_DELETEITEMSREQUEST']._serialized_end=854
+  _globals['_DELETEITEMSRESPONSE']._serialized_start=856
+  _globals['_DELETEITEMSRESPONSE']._serialized_end=921
+  _globals['_VISUALSEARCH']._serialized_start=924
+  _globals['_VISUALSEARCH']._serialized_end=1187
 # @@protoc_insertion_point(module_scope)

@@ -61,7 +61,11 @@ class CatalogItem(_message.Message):
     """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
-        """Free-form attributes returned with search results, e.g. {"title": "Winter tyre 205/55"}."""
+        """Attributes returned with search results, e.g. {"title": "Winter tyre 205/55"}. The keys
+        of the catalog JSONL contract are stored as such: "title", "category", "advertiser", "url",
+        "price" (a decimal number >= 0) and "tags" (comma-separated); any other key is kept as
+        free-form text.
+        """
 
     def __init__(
         self,
@@ -146,9 +150,13 @@ class SimilarItemsRequest(_message.Message):
     image: _builtins.bytes
     """An encoded image (JPEG, PNG or WebP, at most 20 MiB and 50 megapixels)."""
     item_id: _builtins.str
-    """The id of an item already in the catalog; the item itself is left out of the results."""
+    """The id of an item already in the catalog; the item itself is left out of the results.
+    An id not in the catalog is NOT_FOUND.
+    """
     k: _builtins.int
-    """How many items to return, 1..100; 0 means the server's default (10)."""
+    """How many items to return, 1..100; 0 means the server's default (10); anything else is
+    INVALID_ARGUMENT.
+    """
     @_builtins.property
     def region(self) -> _common_pb2.Box:
         """Only search this region of the query image, normalized; unset means the whole image.
@@ -206,8 +214,12 @@ class UpsertItemsRequest(_message.Message):
     ITEMS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___CatalogItem]:
-        """The items to add or replace; at most 256 per call. All are embedded before any is written,
-        so one bad image fails the whole call (INVALID_ARGUMENT naming its id) and nothing changes.
+        """The items to add or replace; at most 256 per call (more is INVALID_ARGUMENT). Every image
+        is embedded before anything is written; then the good items are stored in one durable
+        write and each bad one (an image that does not decode, a bad id or metadata value, an id
+        repeated in the call) is reported in UpsertItemsResponse.errors. A call that cannot be done
+        at all (too many items, image_url on a server without URL fetching, the server busy)
+        fails with its status code and changes nothing.
         """
 
     def __init__(
@@ -231,23 +243,59 @@ class UpsertItemsResponse(_message.Message):
 
     INSERTED_COUNT_FIELD_NUMBER: _builtins.int
     REPLACED_COUNT_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
     inserted_count: _builtins.int
     """How many items were new to the catalog."""
     replaced_count: _builtins.int
     """How many items replaced an item with the same id."""
+    @_builtins.property
+    def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___ItemError]:
+        """The items that were not stored, one entry each, in request order; empty when all were."""
+
     def __init__(
         self,
         *,
         inserted_count: _builtins.int = ...,
         replaced_count: _builtins.int = ...,
+        errors: _abc.Iterable[Global___ItemError] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["inserted_count", b"inserted_count", "replaced_count", b"replaced_count"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "inserted_count", b"inserted_count", "replaced_count", b"replaced_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpsertItemsResponse: _TypeAlias = UpsertItemsResponse  # noqa: Y015
+
+@_typing.final
+class ItemError(_message.Message):
+    """Why one item of an UpsertItems call was not stored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The item's id as sent (may be empty or invalid: that can be the error)."""
+    index: _builtins.int
+    """The item's position in UpsertItemsRequest.items, from 0."""
+    message: _builtins.str
+    """What is wrong with it, for a person, e.g. "image: not a JPEG, PNG or WebP image"."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        index: _builtins.int = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "index", b"index", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ItemError: _TypeAlias = ItemError  # noqa: Y015
 
 @_typing.final
 class DeleteItemsRequest(_message.Message):

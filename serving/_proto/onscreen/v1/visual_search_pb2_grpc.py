@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class VisualSearchStub:
     """Finds catalog items that look like an image, a region of it, or another item; keeps the
-    catalog up to date.
+    catalog up to date. A server started without a catalog answers UNIMPLEMENTED.
     """
 
     def __init__(self, channel):
@@ -55,7 +55,7 @@ class VisualSearchStub:
 
 class VisualSearchServicer:
     """Finds catalog items that look like an image, a region of it, or another item; keeps the
-    catalog up to date.
+    catalog up to date. A server started without a catalog answers UNIMPLEMENTED.
     """
 
     def SimilarItems(self, request, context):
@@ -66,7 +66,9 @@ class VisualSearchServicer:
         raise NotImplementedError('Method not implemented!')
 
     def UpsertItems(self, request, context):
-        """Adds items to the catalog, or replaces items with the same id.
+        """Adds items to the catalog, or replaces items with the same id. Items that cannot be stored
+        (an image that does not decode, a bad id or metadata value) are reported one by one in the
+        response while the others are stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,7 +109,7 @@ def add_VisualSearchServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class VisualSearch:
     """Finds catalog items that look like an image, a region of it, or another item; keeps the
-    catalog up to date.
+    catalog up to date. A server started without a catalog answers UNIMPLEMENTED.
     """
 
     @staticmethod

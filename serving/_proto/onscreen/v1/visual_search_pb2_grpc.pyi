@@ -30,7 +30,7 @@ GRPC_VERSION: str
 
 class VisualSearchStub:
     """Finds catalog items that look like an image, a region of it, or another item; keeps the
-    catalog up to date.
+    catalog up to date. A server started without a catalog answers UNIMPLEMENTED.
     """
 
     @_typing.overload
@@ -40,27 +40,33 @@ class VisualSearchStub:
     SimilarItems: _grpc.UnaryUnaryMultiCallable[_visual_search_pb2.SimilarItemsRequest, _visual_search_pb2.SimilarItemsResponse]
     """The k catalog items most similar to a query image, image region or catalog item."""
     UpsertItems: _grpc.UnaryUnaryMultiCallable[_visual_search_pb2.UpsertItemsRequest, _visual_search_pb2.UpsertItemsResponse]
-    """Adds items to the catalog, or replaces items with the same id."""
+    """Adds items to the catalog, or replaces items with the same id. Items that cannot be stored
+    (an image that does not decode, a bad id or metadata value) are reported one by one in the
+    response while the others are stored.
+    """
     DeleteItems: _grpc.UnaryUnaryMultiCallable[_visual_search_pb2.DeleteItemsRequest, _visual_search_pb2.DeleteItemsResponse]
     """Removes items from the catalog by id."""
 
 @_typing.type_check_only
 class VisualSearchAsyncStub(VisualSearchStub):
     """Finds catalog items that look like an image, a region of it, or another item; keeps the
-    catalog up to date.
+    catalog up to date. A server started without a catalog answers UNIMPLEMENTED.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SimilarItems: _aio.UnaryUnaryMultiCallable[_visual_search_pb2.SimilarItemsRequest, _visual_search_pb2.SimilarItemsResponse]  # type: ignore[assignment]
     """The k catalog items most similar to a query image, image region or catalog item."""
     UpsertItems: _aio.UnaryUnaryMultiCallable[_visual_search_pb2.UpsertItemsRequest, _visual_search_pb2.UpsertItemsResponse]  # type: ignore[assignment]
-    """Adds items to the catalog, or replaces items with the same id."""
+    """Adds items to the catalog, or replaces items with the same id. Items that cannot be stored
+    (an image that does not decode, a bad id or metadata value) are reported one by one in the
+    response while the others are stored.
+    """
     DeleteItems: _aio.UnaryUnaryMultiCallable[_visual_search_pb2.DeleteItemsRequest, _visual_search_pb2.DeleteItemsResponse]  # type: ignore[assignment]
     """Removes items from the catalog by id."""
 
 class VisualSearchServicer(metaclass=_abc_1.ABCMeta):
     """Finds catalog items that look like an image, a region of it, or another item; keeps the
-    catalog up to date.
+    catalog up to date. A server started without a catalog answers UNIMPLEMENTED.
     """
 
     @_abc_1.abstractmethod
@@ -77,7 +83,10 @@ class VisualSearchServicer(metaclass=_abc_1.ABCMeta):
         request: _visual_search_pb2.UpsertItemsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_visual_search_pb2.UpsertItemsResponse, _abc.Awaitable[_visual_search_pb2.UpsertItemsResponse]]:
-        """Adds items to the catalog, or replaces items with the same id."""
+        """Adds items to the catalog, or replaces items with the same id. Items that cannot be stored
+        (an image that does not decode, a bad id or metadata value) are reported one by one in the
+        response while the others are stored.
+        """
 
     @_abc_1.abstractmethod
     def DeleteItems(
