@@ -309,8 +309,8 @@ async def target_image(
 def resolve_media_path(root: Path | None, rel: str) -> Path:
     """``rel`` under ``root``, refusing anything that leaves it (absolute, ``..``, symlinks out).
 
-    Raises FailedPrecondition without a media root, ValueError for a path that leaves it,
-    NotFound for a file that is not there.
+    Raises FailedPrecondition without a media root, InvalidArgument for a path that leaves it
+    or holds a control character (found by tests/fuzz), NotFound for a file that is not there.
     """
     if root is None:
         raise FailedPrecondition(
@@ -318,6 +318,10 @@ def resolve_media_path(root: Path | None, rel: str) -> Path:
         )
     if not rel:
         raise InvalidArgument("media_root_path is empty: give a path relative to the media root")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in rel):
+        raise InvalidArgument(
+            f"media_root_path {rel!r} holds a control character (a NUL byte?): no file is named so"
+        )
     pure = PurePath(rel)
     if pure.is_absolute() or rel.startswith(("/", "\\")) or ":" in pure.parts[0]:
         raise InvalidArgument(

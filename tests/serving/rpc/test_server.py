@@ -291,6 +291,8 @@ def test_scan_video_chunked_upload(world, targeting) -> None:
         ("escape.mp4", grpc.StatusCode.INVALID_ARGUMENT, "outside the media root"),
         ("", grpc.StatusCode.INVALID_ARGUMENT, "media_root_path is empty"),
         ("missing.mp4", grpc.StatusCode.NOT_FOUND, "no such file under the media root"),
+        # found by tests/fuzz: a NUL byte made pathlib raise ValueError (INTERNAL)
+        ("clip\x00.mp4", grpc.StatusCode.INVALID_ARGUMENT, "holds a control character"),
     ],
 )
 def test_scan_video_paths_stay_under_the_media_root(targeting, rel, code, message) -> None:
