@@ -103,7 +103,7 @@ async def _observing(
 
 def _refuse_malformed(method: str, request: object, context: grpc.aio.ServicerContext) -> None:
     if isinstance(request, MalformedRequest):
-        log.warning("%s from %s: %s", method, context.peer(), request.message)
+        log.warning("%s: %s", method, request.message)  # never the peer: no IPs in logs
         raise InvalidArgument(request.message)
 
 

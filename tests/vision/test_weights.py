@@ -331,3 +331,14 @@ def test_real_pypi_fetch_of_nudenet(tmp_path: Path) -> None:
         ".nudenet-320n.onnx.verified",
         "nudenet-320n.onnx",
     ]
+
+
+def test_a_non_http_hub_endpoint_is_refused_before_any_read(tmp_path, monkeypatch) -> None:
+    """HF_ENDPOINT=file:///... would make urlopen read local files (bandit B310)."""
+    from vision.weights.manifest import HF_ENDPOINT_ENV
+
+    monkeypatch.setenv(HF_ENDPOINT_ENV, "file:///etc")
+    spec = Manifest.load(DEFAULT_MANIFEST).get("clip-vit-b-32-laion2b")
+    with pytest.raises(WeightsError, match=r"file:///etc/.*is not an http\(s\) URL"):
+        fetch(spec, tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
@@ -72,6 +73,9 @@ def _copy_hashing(src: IO[bytes], dst: IO[bytes], spec: WeightSpec) -> tuple[str
 @contextlib.contextmanager
 def _open_url(spec: WeightSpec) -> Iterator[IO[bytes]]:
     url = spec.url
+    if urllib.parse.urlsplit(url).scheme not in ("https", "http"):
+        # url: sources are https by the manifest check; HF_ENDPOINT could say file:// or ftp://
+        raise WeightsError(f"weights {spec.name!r}: {url!r} is not an http(s) URL")
     req = urllib.request.Request(url, headers={"User-Agent": "onscreen-weights-fetch"})
     try:
         with urllib.request.urlopen(req, timeout=NETWORK_TIMEOUT_S) as resp:
