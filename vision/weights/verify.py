@@ -67,18 +67,21 @@ def _sidecar_says(path: Path, sha: str) -> bool:
     )
 
 
-def status(spec: WeightSpec, dest_dir: Path | None = None) -> WeightStatus:
+def status(
+    spec: WeightSpec, dest_dir: Path | None = None, *, trust_sidecar: bool = True
+) -> WeightStatus:
     """Is ``spec``'s file present in ``dest_dir`` (default ``weights_dir()``), and verified?
 
-    Uses the sidecar when the file's size and mtime still match it; otherwise hashes the file
-    once and records the result. An entry without a sha256 is never "verified".
+    With ``trust_sidecar`` (listings) the sidecar answers when the file's size and mtime still
+    match it; otherwise the file is hashed and the result recorded. An entry without a sha256
+    is never "verified".
     """
     path = (dest_dir or weights_dir()) / spec.file
     if not path.is_file():
         return WeightStatus(spec.name, path, present=False, verified=False)
     if not spec.sha256:
         return WeightStatus(spec.name, path, present=True, verified=False)
-    if _sidecar_says(path, spec.sha256):
+    if trust_sidecar and _sidecar_says(path, spec.sha256):
         return WeightStatus(spec.name, path, present=True, verified=True)
     ok = sha256_file(path) == spec.sha256
     if ok:
@@ -91,10 +94,14 @@ def resolve(name: str, *, manifest: Manifest | None = None, dest_dir: Path | Non
 
     Raises WeightsError naming the command that fixes it: the file is missing, or fails its
     sha256 (``onscreen weights fetch <name>`` replaces it), or the name is unknown.
+
+    Always hashes the whole file (~0.3 s per 100 MB): a model is loaded only from bytes that
+    match the manifest *now*. The sidecar's size+mtime shortcut would pass a file corrupted in
+    place (a bit flip on disk keeps both), so it serves listings only.
     """
     manifest = manifest or Manifest.load()
     spec = manifest.get(name)
-    st = status(spec, dest_dir or manifest.weights_dir)
+    st = status(spec, dest_dir or manifest.weights_dir, trust_sidecar=False)
     if not st.present:
         raise WeightsError(
             f"weights {name!r} not found at {st.path}: run `{_fetch_command(name)}` "
