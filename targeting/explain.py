@@ -14,7 +14,7 @@ says, for every keyframe that is not placed, why not, in one sentence:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -22,8 +22,22 @@ import numpy as np
 from targeting.concept_index import CampaignPlan, ConceptIndex
 from targeting.reasons import reason_at
 from targeting.rules_schema import Campaign
+from targeting.safety_policy import (
+    DEFAULT_SAFETY_POLICY,
+    SafetyPolicy,
+    face_counts,
+    face_veto_note,
+    second_opinion,
+)
 from targeting.segments import flying, prepare_timeline, segment
-from targeting.signals import MATCH_FRAME_CHUNK, FrameSignals, decide, frame_signals, scan_timeline
+from targeting.signals import (
+    MATCH_FRAME_CHUNK,
+    FrameSignals,
+    decide,
+    frame_signals,
+    safety_verdicts,
+    scan_timeline,
+)
 from targeting.types import Reason
 from vision.types import FrameFacts
 
@@ -42,6 +56,9 @@ class FrameDecision:
     ``concept:<prompt>``, ``logo:<brand>``). ``placed``: the keyframe lies in a placement that
     ``targeting.match.match`` returns for this timeline, whose span (seconds) is ``placement``;
     otherwise ``why_not`` says why not (see the module docstring) and ``placement`` is None.
+    ``notes`` says what the safety policy overruled on this keyframe: a detector flag at or
+    above its class threshold that did not block, a face box that did not count (each with
+    its reason, ``targeting.safety_policy``); a detector block's reason is its ``detail``.
     """
 
     media: str
@@ -55,6 +72,7 @@ class FrameDecision:
     placed: bool = False
     placement: tuple[float, float] | None = None
     why_not: str | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.placed != (self.why_not is None) or self.placed != (self.placement is not None):
@@ -65,9 +83,10 @@ class FrameDecision:
 
     def to_json(self) -> dict[str, object]:
         """One entry of ``decisions`` in a ``--explain`` line (the keyframe's media and ``t``
-        are on the line itself): the design's reason shapes, plus ``placement`` and ``why_not``.
+        are on the line itself): the design's reason shapes, plus ``placement`` and ``why_not``,
+        and ``notes`` when there are any.
         """
-        return {
+        out: dict[str, object] = {
             "campaign": self.campaign,
             "placed": self.placed,
             "target": self.target,
@@ -82,6 +101,9 @@ class FrameDecision:
             ),
             "why_not": self.why_not,
         }
+        if self.notes:  # only where the safety policy overruled something
+            out["notes"] = list(self.notes)
+        return out
 
 
 @dataclass(frozen=True)
@@ -93,14 +115,18 @@ class _Spans:
 
 
 def _spans(
-    frames: Sequence[FrameFacts], times: np.ndarray, index: ConceptIndex, active: np.ndarray
+    frames: Sequence[FrameFacts],
+    times: np.ndarray,
+    index: ConceptIndex,
+    active: np.ndarray,
+    policy: SafetyPolicy,
 ) -> _Spans:
     """The segments ``match`` makes of this timeline, as lookups by (campaign, keyframe)."""
     kept: dict[tuple[int, int], tuple[float, float]] = {}
     dropped: dict[tuple[int, int], tuple[float, float]] = {}
     if not active.any():
         return _Spans(kept, dropped)
-    matches, blocked_keys, _ = scan_timeline(frames, index, active)
+    matches, blocked_keys, _ = scan_timeline(frames, index, active, policy)
     if matches.campaign.size == 0:
         return _Spans(kept, dropped)
     segs = segment(matches, blocked_keys, times, index)
@@ -159,6 +185,7 @@ def explain_frames(
     index: ConceptIndex,
     *,
     today: date | None = None,
+    safety_policy: SafetyPolicy = DEFAULT_SAFETY_POLICY,
 ) -> list[FrameDecision]:
     """One decision per keyframe (time order) per campaign (given order), for ``--explain``.
 
@@ -177,11 +204,18 @@ def explain_frames(
     if not frames or not pos:
         return []
     active = flying(campaigns, index, today)
-    spans = _spans(frames, times, index, active)
+    spans = _spans(frames, times, index, active, safety_policy)
+    verdicts = safety_verdicts(frames, index, safety_policy)
+    safety_names = {
+        s: index.safety_keys[s - index.offsets["safety"]].name
+        for s in range(index.offsets["safety"], index.offsets["end"])
+    }
+    face_signals = range(index.offsets["face"], index.offsets["text"])
     out: list[FrameDecision] = []
     for lo in range(0, len(frames), MATCH_FRAME_CHUNK):
         chunk = frames[lo : lo + MATCH_FRAME_CHUNK]
-        sig = frame_signals(chunk, index)
+        part = {k: v[lo : lo + MATCH_FRAME_CHUNK] for k, v in verdicts.items()}
+        sig = frame_signals(chunk, index, safety_policy, part)
         dec = decide(sig, index)
         for i, f in enumerate(chunk):
             t = float(times[lo + i])
@@ -192,11 +226,27 @@ def explain_frames(
                     for s in dict.fromkeys(plan.clause_signals)
                     if sig.hit[i, s]
                 )
-                blocking = [
-                    reason_at(index, sig, i, s, t, exclusion=True)
-                    for s in plan.exclude_signals
-                    if sig.hit[i, s]
-                ]
+                blocking = []
+                notes: list[str] = []
+                for s in plan.exclude_signals:
+                    v = part.get(safety_names.get(s, ""))
+                    verdict = v[i] if v is not None else None
+                    if sig.hit[i, s]:
+                        r = reason_at(index, sig, i, s, t, exclusion=True)
+                        if verdict is not None:
+                            r = replace(r, detail=verdict.why)
+                        blocking.append(r)
+                    elif verdict is not None:
+                        notes.append(f"{safety_names[s]}: {verdict.why}")
+                if any(s in face_signals for s in plan.clause_signals):
+                    opinion = second_opinion(f)
+                    notes.extend(
+                        face_veto_note(d, opinion, safety_policy)
+                        for d in f.detections
+                        if d.kind == "face"
+                        and opinion is not None
+                        and not face_counts(d, opinion, safety_policy)
+                    )
                 if plan.exclude_concepts and not sig.has_emb[i]:
                     blocking.append(
                         Reason(
@@ -233,6 +283,7 @@ def explain_frames(
                         placed=placement is not None,
                         placement=placement,
                         why_not=why_not,
+                        notes=tuple(notes),
                     )
                 )
     return out

@@ -57,6 +57,7 @@ from targeting.concept_index import ConceptIndex
 from targeting.explain import MAX_EXPLAIN_DECISIONS, FrameDecision, explain_frames
 from targeting.reasons import MAX_REASONS_PER_CLAUSE, placement_reasons
 from targeting.rules_schema import Campaign
+from targeting.safety_policy import DEFAULT_SAFETY_POLICY, SafetyPolicy
 from targeting.segments import (
     MAX_TIMELINE_KEYFRAMES,
     estimate_step,
@@ -86,13 +87,15 @@ def match(
     *,
     today: date,
     media: str | None = None,
+    safety_policy: SafetyPolicy = DEFAULT_SAFETY_POLICY,
 ) -> list[Placement]:
     """Placements of ``campaigns`` (flying on ``today``) in one media's keyframe timeline.
 
     ``timeline`` is the media's FrameFacts in any order (sorted by ``t`` here); ``index`` must be
     built from (a superset of) these campaigns. ``media`` names the media in the placements
     (default: the keyframes' ``media_id``). Returns placements in rank order (see module doc);
-    an empty timeline, or no campaign flying, gives ``[]``.
+    an empty timeline, or no campaign flying, gives ``[]``. ``safety_policy`` decides detector
+    safety flags and which face boxes count (``targeting.safety_policy``).
 
     Apart from building the Placement objects, nothing here loops over campaigns in Python:
     decisions are (keyframes x campaigns) arrays, segments are found on the sparse list of
@@ -103,7 +106,7 @@ def match(
     if not frames or not active.any():
         return []
     n = len(frames)
-    matches, blocked_keys, hits = scan_timeline(frames, index, active)
+    matches, blocked_keys, hits = scan_timeline(frames, index, active, safety_policy)
     if matches.campaign.size == 0:
         return []
     segs = segment(matches, blocked_keys, times, index)

@@ -16,8 +16,33 @@ from dataclasses import dataclass
 import numpy as np
 
 from targeting.concept_index import ConceptIndex
+from targeting.safety_policy import (
+    DEFAULT_SAFETY_POLICY,
+    SafetyPolicy,
+    SafetyVerdict,
+    detector_verdicts,
+    face_counts,
+    second_opinion,
+)
 from targeting.text_match import canonical_words, phrase_edits
+from vision.safety_classes import SAFETY_BY_NAME
 from vision.types import FrameFacts, box_area
+
+Verdicts = dict[str, list[SafetyVerdict | None]]
+"""Per detector safety class named by the index: one verdict (or None) per keyframe."""
+
+
+def safety_verdicts(
+    frames: Sequence[FrameFacts], index: ConceptIndex, policy: SafetyPolicy = DEFAULT_SAFETY_POLICY
+) -> Verdicts:
+    """``targeting.safety_policy`` verdicts for every detector class the index excludes, over the
+    whole timeline (``frames`` in time order): k-of-n needs the neighbours of chunk edges too."""
+    return {
+        kk.name: detector_verdicts(frames, kk.name, kk.threshold, policy)
+        for kk in index.safety_keys
+        if kk.name in SAFETY_BY_NAME and SAFETY_BY_NAME[kk.name].source == "detector"
+    }
+
 
 CONCEPT_EVIDENCE_SPAN = 0.10
 """Cosine above a concept's threshold at which its evidence saturates at 1 (CLIP cosines of
@@ -52,7 +77,14 @@ def _evidence(raw: np.ndarray, threshold: np.ndarray, span: np.ndarray) -> np.nd
     return (0.5 + 0.5 * np.clip(margin, 0.0, 1.0)).astype(np.float32)
 
 
-def frame_signals(frames: Sequence[FrameFacts], index: ConceptIndex) -> FrameSignals:
+def frame_signals(
+    frames: Sequence[FrameFacts],
+    index: ConceptIndex,
+    policy: SafetyPolicy = DEFAULT_SAFETY_POLICY,
+    verdicts: Verdicts | None = None,
+) -> FrameSignals:
+    """Dense signals of ``frames``; ``verdicts`` (this chunk's slice of ``safety_verdicts``)
+    decide detector safety classes, computed from ``frames`` alone when None."""
     n = len(frames)
     o = index.offsets
     t_all = o["end"]
@@ -94,9 +126,11 @@ def frame_signals(frames: Sequence[FrameFacts], index: ConceptIndex) -> FrameSig
         aux_b[:, q0:q1] = ih.rank
 
     _logo_signals(frames, index, hit, ev, raw, box)
-    _face_signals(frames, index, hit, ev, raw, box, aux_a)
+    _face_signals(frames, index, hit, ev, raw, box, aux_a, policy)
     _text_signals(frames, index, hit, ev, raw, box, aux_a, aux_b)
-    _safety_signals(frames, index, hit, ev, raw, box)
+    if verdicts is None:
+        verdicts = safety_verdicts(frames, index, policy)
+    _safety_signals(frames, index, hit, ev, raw, box, verdicts)
     return FrameSignals(hit, ev, raw, box, aux_a, aux_b, has_emb)
 
 
@@ -146,8 +180,10 @@ def _face_signals(
     raw: np.ndarray,
     box: np.ndarray,
     count_out: np.ndarray,
+    policy: SafetyPolicy,
 ) -> None:
-    """Count qualifying faces per (keyframe, face key); raw/box are the strongest counted face."""
+    """Count qualifying faces per (keyframe, face key); raw/box are the strongest counted face.
+    A face the second opinion overrules (``safety_policy.face_counts``) is not counted."""
     o = index.offsets
     f0, f1 = o["face"], o["text"]
     if f1 == f0:
@@ -158,8 +194,12 @@ def _face_signals(
     min_count = np.asarray([kk.min_count for kk in keys])
     max_count = np.asarray([kk.max_count or np.iinfo(np.int32).max for kk in keys])
     count = np.zeros((len(frames), len(keys)), dtype=np.int32)
+    opinions = [second_opinion(f) for f in frames]
     faces = [
-        (d.score, i, d) for i, f in enumerate(frames) for d in f.detections if d.kind == "face"
+        (d.score, i, d)
+        for i, f in enumerate(frames)
+        for d in f.detections
+        if d.kind == "face" and face_counts(d, opinions[i], policy)
     ]
     faces.sort(key=lambda x: (x[0], x[1]))
     b0 = f0 - o["logo"]
@@ -228,8 +268,11 @@ def _safety_signals(
     ev: np.ndarray,
     raw: np.ndarray,
     box: np.ndarray,
+    verdicts: Verdicts,
 ) -> None:
-    """Strongest flag per (keyframe, safety class); it blocks at or above the class threshold."""
+    """Strongest flag per (keyframe, safety class). A prompt class blocks at or above its
+    threshold; a detector class where its ``SafetyVerdict`` blocks (``targeting.safety_policy``).
+    ``raw`` is the strongest flag's score either way (reasons and notes repeat it)."""
     o = index.offsets
     s0, s1 = o["safety"], o["end"]
     if s1 == s0:
@@ -246,6 +289,10 @@ def _safety_signals(
         raw[i, s0 + j] = score
         box[i, b0 + j] = fl.box if fl.box is not None else (np.nan,) * 4
     h = raw[:, s0:s1] >= thr
+    for j, kk in enumerate(index.safety_keys):
+        v = verdicts.get(kk.name)
+        if v is not None:
+            h[:, j] = [x is not None and x.blocked for x in v]
     hit[:, s0:s1] = h
     ev[:, s0:s1] = np.where(h, raw[:, s0:s1], 0.0)
 
@@ -311,10 +358,15 @@ class Hits:
 
 
 def scan_timeline(
-    frames: Sequence[FrameFacts], index: ConceptIndex, active: np.ndarray
+    frames: Sequence[FrameFacts],
+    index: ConceptIndex,
+    active: np.ndarray,
+    policy: SafetyPolicy = DEFAULT_SAFETY_POLICY,
 ) -> tuple[Matches, np.ndarray, Hits]:
-    """Evaluate the timeline in chunks of keyframes; keep only sparse results."""
+    """Evaluate the timeline in chunks of keyframes; keep only sparse results. Detector safety
+    verdicts are decided over the whole timeline first (``policy``)."""
     n = len(frames)
+    verdicts = safety_verdicts(frames, index, policy)
     o = index.offsets
     target_sigs = index.target_signals
     parts: dict[str, list[np.ndarray]] = {
@@ -322,7 +374,8 @@ def scan_timeline(
     }
     for lo in range(0, n, MATCH_FRAME_CHUNK):
         chunk = frames[lo : lo + MATCH_FRAME_CHUNK]
-        sig = frame_signals(chunk, index)
+        part = {k: v[lo : lo + MATCH_FRAME_CHUNK] for k, v in verdicts.items()}
+        sig = frame_signals(chunk, index, policy, part)
         dec = decide(sig, index)
         ci, fi = np.nonzero((dec.target & ~dec.blocked & active[None, :]).T)  # campaign-major
         parts["mc"].append(ci)

@@ -15,6 +15,13 @@ a rule's ``exclude.safety`` applies its own threshold, or the class's default
 ``SafetyClass.threshold``, to these scores, so one scan serves advertisers with different
 tolerances and reports can show near misses.
 
+Second opinion (``not_a_person``): on every frame that has a detector flag or a face box, the
+frame embedding is also scored against ``NOT_A_PERSON_PROMPTS`` vs ``PERSON_PROMPTS`` (the same
+softmax, these two groups only) and emitted as a ``SafetyFlag("not_a_person", p, "clip")``.
+Why: NudeNet reads the smooth skin-coloured shapes of animation and animals as exposed bodies
+(Big Buck Bunny's rabbit scores FEMALE_BREAST_EXPOSED 0.64); the semantic model knows a rabbit
+or a bird. The detector's raw scores are kept unchanged; ``targeting.safety_policy`` decides.
+
 Batch-first: N frames per call, one matrix product for all of them.
 """
 
@@ -25,7 +32,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from vision.safety_classes import NEUTRAL_PROMPTS, SAFETY_CLASSES, SafetyClass
+from vision.safety_classes import (
+    NEUTRAL_PROMPTS,
+    NOT_A_PERSON,
+    NOT_A_PERSON_PROMPTS,
+    PERSON_PROMPTS,
+    SAFETY_CLASSES,
+    SafetyClass,
+)
 from vision.semantic import SemanticModel, check_embeddings
 from vision.types import Detection, SafetyFlag
 
@@ -52,6 +66,7 @@ class SafetyScorer:
         neutral_prompts: Sequence[str] = NEUTRAL_PROMPTS,
         floor: float = DEFAULT_CLIP_FLAG_FLOOR,
         logit_scale: float = CLIP_LOGIT_SCALE,
+        second_opinion: bool = True,
     ) -> None:
         if not 0.0 <= floor <= 1.0:
             raise ValueError(f"floor must be in 0..1, got {floor}")
@@ -87,6 +102,12 @@ class SafetyScorer:
         self._clip_names = tuple(c.name for c in clip_classes)
         self._embedder = embedder
         self._is_random = embedder is not None and not embedder.meaningful
+        self._opinion: np.ndarray | None = None
+        opinion_prompts = (
+            list(NOT_A_PERSON_PROMPTS + PERSON_PROMPTS)
+            if embedder is not None and second_opinion
+            else []
+        )
         self._prompts: tuple[str, ...] = ()
         self._matrix: np.ndarray | None = None
         self._membership: np.ndarray | None = None
@@ -106,14 +127,24 @@ class SafetyScorer:
             dupes = sorted({p for p in prompts if prompts.count(p) > 1})
             if dupes:
                 raise ValueError(f"a prompt may count for one class only; repeated: {dupes}")
-            mat = check_embeddings(embedder.embed_texts(prompts), embedder.dim, "prompt embeddings")
-            if mat.shape[0] != len(prompts):
-                raise ValueError(f"embed_texts returned {mat.shape[0]} rows for {len(prompts)}")
+            # one embed_texts call for the class, neutral and second-opinion prompts
+            every = prompts + opinion_prompts
+            mat = check_embeddings(embedder.embed_texts(every), embedder.dim, "prompt embeddings")
+            if mat.shape[0] != len(every):
+                raise ValueError(f"embed_texts returned {mat.shape[0]} rows for {len(every)}")
+            if opinion_prompts:
+                self._opinion = mat[len(prompts) :].astype(np.float64)
+            mat = mat[: len(prompts)]
             self._prompts = tuple(prompts)
             self._matrix = mat.astype(np.float64)
             member = np.zeros((len(prompts), len(clip_classes) + 1), dtype=np.float64)
             member[np.arange(len(prompts)), owner] = 1.0
             self._membership = member
+        elif opinion_prompts:
+            assert embedder is not None
+            self._opinion = check_embeddings(
+                embedder.embed_texts(opinion_prompts), embedder.dim, "prompt embeddings"
+            ).astype(np.float64)
 
     @property
     def categories(self) -> tuple[str, ...]:
@@ -154,6 +185,18 @@ class SafetyScorer:
         mass = np.clip(probs @ self._membership, 0.0, 1.0)  # (N, C + 1)
         return mass[:, :-1].astype(np.float32), mass[:, -1].astype(np.float32)
 
+    def not_a_person(self, embeddings: np.ndarray) -> np.ndarray:
+        """(N,) probability mass on ``NOT_A_PERSON_PROMPTS`` against ``PERSON_PROMPTS``."""
+        if self._opinion is None:
+            raise ValueError("this scorer has no second opinion (no embedder, or turned off)")
+        emb = check_embeddings(embeddings, self._opinion.shape[1]).astype(np.float64)
+        logits = self._scale * (emb @ self._opinion.T)
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        mass = probs[:, : len(NOT_A_PERSON_PROMPTS)].sum(axis=1)
+        return np.clip(mass, 0.0, 1.0).astype(np.float32)
+
     def flags(
         self, embeddings: np.ndarray | None, detections: Sequence[Sequence[Detection]]
     ) -> list[tuple[SafetyFlag, ...]]:
@@ -162,6 +205,8 @@ class SafetyScorer:
         ``detections[i]`` are frame i's boxes from any detector (only labels of detector
         safety classes count). ``embeddings`` is (N, D) or None when CLIP did not run (then
         only detector flags). CLIP flags have ``box=None`` and the class name as ``label``.
+        Frames with a detector flag or a face also get the ``not_a_person`` second opinion
+        (last) when an embedder is loaded.
         """
         n = len(detections)
         clip_mass: np.ndarray | None = None
@@ -172,6 +217,13 @@ class SafetyScorer:
                     f"embeddings has {emb.shape[0]} rows but detections covers {n} frames"
                 )
             clip_mass, _ = self.clip_scores(emb)
+        opinion: np.ndarray | None = None
+        if embeddings is not None and self._opinion is not None:
+            opinion = self.not_a_person(np.asarray(embeddings))
+            if opinion.shape[0] != n:
+                raise ValueError(
+                    f"embeddings has {opinion.shape[0]} rows but detections covers {n} frames"
+                )
         out: list[tuple[SafetyFlag, ...]] = []
         for i, dets in enumerate(detections):
             frame_flags: list[SafetyFlag] = []
@@ -179,10 +231,14 @@ class SafetyScorer:
                 category = self._label_to_class.get(d.label)
                 if category is not None:
                     frame_flags.append(SafetyFlag(category, d.score, "detector", d.box, d.label))
+            asks = bool(frame_flags) or any(d.kind == "face" for d in dets)
             if clip_mass is not None:
                 for ci, name in enumerate(self._clip_names):
                     score = float(clip_mass[i, ci])
                     if score >= self._floor:
                         frame_flags.append(SafetyFlag(name, score, "clip", None, name))
+            if opinion is not None and asks:
+                score = float(opinion[i])
+                frame_flags.append(SafetyFlag(NOT_A_PERSON, score, "clip", None, NOT_A_PERSON))
             out.append(tuple(frame_flags))
         return out

@@ -114,3 +114,40 @@ NEUTRAL_PROMPTS = (
 """Competitors in the softmax: ordinary content that should take the probability mass."""
 
 SAFETY_BY_NAME = {c.name: c for c in SAFETY_CLASSES}
+
+NOT_A_PERSON = "not_a_person"
+"""Category of the second-opinion flag (``vision.safety``): the semantic model's probability
+that the frame shows no real person (an animal, a cartoon, a pattern). Not a brand-safety class
+(rules cannot exclude it); ``targeting.safety_policy`` reads it to overrule weak detector
+nudity and face boxes."""
+NOT_A_PERSON_PROMPTS = (
+    "a cartoon",
+    "an animated film",
+    "a drawing",
+    "an illustration",
+    "an animal",
+    "a bird",
+    "a cat",
+    "a dog",
+    "a rabbit",
+    "an abstract colourful pattern",
+    "a texture",
+    "a microscope image",
+)
+"""Depictions of no real person. Vehicles, machines and rooms are deliberately absent: people
+stand in front of them (ultralytics' bus.jpg scores 1.0 "a vehicle" against person prompts)."""
+PERSON_PROMPTS = (
+    "a photo of a person",
+    "a naked person",
+    "a woman",
+    "a man",
+    "people",
+    "a person's bare skin",
+    "a face",
+    "a person in a bikini",
+    "underwear",
+    "a nude body",
+    "a person in a street",
+    "a crowd",
+)
+"""Depictions of real people, clothed or not, alone or in a crowd: the softmax's other side."""

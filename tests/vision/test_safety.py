@@ -95,6 +95,14 @@ def test_clip_scores_are_probabilities_summing_to_one_with_neutral(tiny, frames)
     assert flags[0][0].source == "detector"
     for i, frame_flags in enumerate(flags):
         clip_flags = [f for f in frame_flags if f.source == "clip"]
+        if i == 0:  # a detector flag: the second opinion comes last
+            opinion = clip_flags.pop()
+            assert (opinion.category, opinion.label, opinion.box) == (
+                "not_a_person",
+                "not_a_person",
+                None,
+            )
+            assert opinion.score == pytest.approx(float(scorer.not_a_person(frames)[0]))
         assert [f.category for f in clip_flags] == list(clip_names)  # floor 0: every class
         assert all(f.box is None and f.label == f.category for f in clip_flags)
         np.testing.assert_allclose([f.score for f in clip_flags], classes[i], atol=1e-6)
