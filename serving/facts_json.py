@@ -3,7 +3,8 @@
 Shape per keyframe: ``faces``, ``logos``, ``safety``, ``concepts``, ``text`` (OCR lines, with
 their ``text``) — each a list of objects with ``score`` (and ``box``, normalized ``[x0, y0, x1,
 y1]``, where there is a box) — plus ``t`` (seconds) and ``media``. Other detector classes go
-under ``objects``. Scores are rounded to 4 places: more digits are noise and make diffs
+under ``objects``. A logo names its ``method`` (whose box it is) and ``sources``: every finder
+that saw it (``matcher``, ``detector``; both for a fused match). Scores are rounded to 4 places: more digits are noise and make diffs
 unreadable.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vision.types import Box, FrameFacts
+from vision.types import LOGO_SOURCE_NAMES, Box, FrameFacts
 
 
 def _box(box: Box | None) -> list[float] | None:
@@ -30,7 +31,15 @@ def facts_to_json(f: FrameFacts) -> dict[str, object]:
             if d.kind == "face"
         ],
         "logos": [
-            {"brand": m.brand, "score": round(m.score, 4), "box": _box(m.box), "method": m.method}
+            {
+                "brand": m.brand,
+                "score": round(m.score, 4),
+                "box": _box(m.box),
+                "method": m.method,
+                "sources": [
+                    LOGO_SOURCE_NAMES[x] for x in (getattr(m, "sources", ()) or (m.method,))
+                ],
+            }
             for m in f.logos
         ],
         "safety": [

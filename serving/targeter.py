@@ -5,7 +5,11 @@ This is the only place that knows both sides: it hands the pipeline's semantic m
 concept of every campaign is embedded once per rules version in the frames' own space.
 
 One rules snapshot: a ``RulesSnapshot`` holds the rules, their compiled ``ConceptIndex``, the
-``LogoMatcher`` built from *their* brands and their version, and is never mutated. A reload
+logo finder built from *their* brands (the ``LogoMatcher``, fused with the trained detector
+that ``logos.yaml`` or ``--logo-detector`` names: ``vision.logo_fusion.FusedLogoFinder``) and
+their version, and is never mutated. The detector is loaded for each snapshot and checked
+against its brands, so a reload whose brands no longer fit the detector's card fails as a
+whole and the last good snapshot keeps serving. A reload
 builds a whole new snapshot (every brand image read again, with the decode limits) or fails as a
 whole; ``Targeter.swap`` then replaces the reference in one assignment. A caller takes
 ``targeter.snapshot`` once per request and passes it to ``analyze_batch`` (logos) and ``place``
@@ -22,14 +26,17 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 from targeting.concept_index import ConceptIndex
+from targeting.logos_config import detector_settings
 from targeting.match import FrameDecision, explain_frames, match
 from targeting.rules_loader import RuleSet
 from targeting.types import Placement
 from vision.analyze import Analyzer
 from vision.brands import BrandRefs, read_reference
 from vision.errors import ModelError
+from vision.logo_fusion import FusedLogoFinder, build_fused_finder
 from vision.logo_matcher import LogoMatcher
 from vision.pipeline import Pipeline
 from vision.safety_classes import SAFETY_BY_NAME
@@ -59,26 +66,29 @@ def semantic_needs(rules: RuleSet) -> list[str]:
 class RulesSnapshot:
     """One rules version with everything built from it; swapped whole on reload, never mutated.
 
-    ``logos`` matches the reference images of ``rules.brands`` (None when the rules have no
-    brands). ``version`` is the rules' content hash (every campaign, brand and example file).
+    ``logos`` finds the logos of ``rules.brands``: their reference matcher, fused with the
+    trained detector when one is configured (None when the rules have no brands). ``version`` is the rules' content hash (every campaign, brand and example file).
     """
 
     rules: RuleSet
     index: ConceptIndex
-    logos: LogoMatcher | None
+    logos: LogoMatcher | FusedLogoFinder | None
+
+    @property
+    def detector(self) -> object | None:
+        """The trained logo detector fused into ``logos``, None when the matcher runs alone."""
+        return self.logos.detector if isinstance(self.logos, FusedLogoFinder) else None
 
     @property
     def version(self) -> str:
         return self.rules.version
 
 
-def build_logo_matcher(rules: RuleSet) -> LogoMatcher | None:
-    """A matcher over every brand's reference images of ``rules`` (None without brands).
-
-    Each image is decoded again with the decode limits (``vision.brands.read_reference``): a
-    header over the pixel limit, a corrupt or an almost fully transparent file raises MediaError
-    naming it, so the snapshot (and with it the reload) is refused.
-    """
+def brand_refs(rules: RuleSet) -> list[BrandRefs]:
+    """Every brand's reference images of ``rules``, decoded again with the decode limits
+    (``vision.brands.read_reference``): a header over the pixel limit, a corrupt or an almost
+    fully transparent file raises MediaError naming it, so the snapshot (and with it the
+    reload) is refused."""
     refs: list[BrandRefs] = []
     for brand in sorted(rules.brands):
         paths = rules.brands[brand]
@@ -93,13 +103,43 @@ def build_logo_matcher(rules: RuleSet) -> LogoMatcher | None:
                 paths=tuple(paths),
             )
         )
+    return refs
+
+
+def build_logo_matcher(rules: RuleSet) -> LogoMatcher | None:
+    """A matcher over every brand's reference images of ``rules`` (None without brands)."""
+    refs = brand_refs(rules)
     return LogoMatcher(refs) if refs else None
 
 
+def build_logo_finder(
+    rules: RuleSet, logo_detector: Path | None = None, *, device: str = "auto"
+) -> LogoMatcher | FusedLogoFinder | None:
+    """The rules' logo finder: the matcher, fused with the detector ``logos.yaml`` names
+    (``logo_detector``, the ``--logo-detector`` flag, overrides it). ModelError when a
+    detector is configured for rules without brands, or its card names other brands than
+    the rules' (both lists named)."""
+    refs = brand_refs(rules)
+    settings = detector_settings(rules.logos, logo_detector)
+    if settings is not None and not refs:
+        raise ModelError(
+            f"logo detector {settings.weights.name}: these rules have no brands "
+            f"({rules.root}/brands/ is missing or empty), so a logo detector has nothing to "
+            "find; add brands or drop the detector"
+        )
+    if not refs:
+        return None
+    matcher = LogoMatcher(refs)
+    if settings is None:
+        return matcher
+    return build_fused_finder(matcher, refs, settings, device=device)
+
+
 def build_snapshot(pipeline: Pipeline, rules: RuleSet) -> RulesSnapshot:
-    """Compile ``rules`` for ``pipeline``: concept index and logo matcher. Raises ModelError when
-    the rules need a semantic model and it is off, MediaError for a brand image that cannot be
-    used."""
+    """Compile ``rules`` for ``pipeline``: concept index and logo finder (the detector of the
+    pipeline's ``--logo-detector`` overrides ``logos.yaml``'s). Raises ModelError when the
+    rules need a semantic model and it is off or a logo detector does not fit their brands,
+    MediaError for a brand image that cannot be used."""
     needs = semantic_needs(rules)
     if needs and pipeline.semantic is None:
         raise ModelError(
@@ -113,7 +153,10 @@ def build_snapshot(pipeline: Pipeline, rules: RuleSet) -> RulesSnapshot:
         iab_matrix=pipeline.iab_matrix,
         iab_ids=pipeline.iab_ids or None,
     )
-    return RulesSnapshot(rules, index, build_logo_matcher(rules))
+    logos = build_logo_finder(
+        rules, pipeline.config.logo_detector_path, device=pipeline.config.device
+    )
+    return RulesSnapshot(rules, index, logos)
 
 
 class Targeter:
@@ -188,7 +231,7 @@ def analyze_with_snapshots(
     models: Analyzer, items: Sequence[tuple[Frame, RulesSnapshot]]
 ) -> list[FrameFacts]:
     """The rule-independent models over every frame in one batch, then each frame's logos with
-    the matcher of the snapshot it was submitted with (one ``match_many`` per snapshot: during
+    the logo finder of the snapshot it was submitted with (one ``match_many`` per snapshot: during
     a reload a batch can hold frames of two versions)."""
     frames = [f for f, _ in items]
     facts = models.analyze_batch(frames)

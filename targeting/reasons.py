@@ -1,7 +1,7 @@
 """Reasons: which signal held, where and how strongly, as ``Reason`` objects.
 
 ``reason_for`` names one signal hit in the rules' words (a prompt and its threshold, an IAB
-category and its rank, a brand, a face count, a safety class); ``placement_reasons`` picks, per
+category and its rank, a brand and the finders that saw it (matcher, detector), a face count, a safety class); ``placement_reasons`` picks, per
 kept segment and per clause that held, the ``MAX_REASONS_PER_CLAUSE`` strongest keyframes, as a
 vectorized join of hits x campaigns using the signal x matching keyframes.
 """
@@ -12,7 +12,7 @@ import numpy as np
 
 from targeting.concept_index import ConceptIndex
 from targeting.segments import Segments
-from targeting.signals import FrameSignals, Hits, Matches
+from targeting.signals import FrameSignals, Hits, Matches, logo_source_names
 from targeting.types import Reason
 from vision.types import Box
 
@@ -59,9 +59,12 @@ def reason_for(
         return Reason("iab", cat_id, raw, t, detail=detail)
     if kind == "logo":
         lk = index.logo_keys[s - o["logo"]]
+        seen = " and ".join(logo_source_names(aux_a)) or "unknown finder"
         if exclusion:
-            return Reason("exclusion", f"logo:{lk.brand}", raw, t, box, detail="excluded logo")
-        return Reason("logo", lk.brand, raw, t, box, detail=f"score >= {lk.min_score:g}")
+            return Reason(
+                "exclusion", f"logo:{lk.brand}", raw, t, box, detail=f"excluded logo, by {seen}"
+            )
+        return Reason("logo", lk.brand, raw, t, box, detail=f"score >= {lk.min_score:g}, by {seen}")
     if kind == "face":
         fk = index.face_keys[s - o["face"]]
         limit = f"{fk.min_count}..{fk.max_count}" if fk.max_count else f">= {fk.min_count}"

@@ -5,6 +5,8 @@ A rules directory looks like this (paths are relative to its root)::
     campaigns/*.yaml | *.yml     one campaign per file (schema: ``targeting.rules_schema``)
     brands/<brand>/*.png|jpg     reference logo images; ``<brand>`` is what ``logo: {brand: ..}``
                                  and ``exclude.logos`` name
+    logos.yaml                   optional: the trained logo detector that joins the reference
+                                 matcher (``targeting.logos_config``)
     anything else                e.g. ``examples/*.jpg`` for ``concept: {examples: [...]}``
 
 Why collect everything at once: an advertiser fixing one typo per ``onscreen rules check`` run
@@ -56,6 +58,7 @@ import yaml
 import yaml.reader
 from pydantic import ValidationError
 
+from targeting.logos_config import LOGOS_FILE, LogosConfig, check_logos
 from targeting.rules_schema import Campaign, Concept
 from targeting.schema_messages import describe, suggest, yaml_kind, yaml_path
 from targeting.yaml_lines import (
@@ -95,7 +98,8 @@ class RuleSet:
     (relative to ``root``, POSIX separators) and 1-based line of its ``id:`` key. ``version`` is a
     sha256 (hex) over the relative path and bytes of every file read, so two loads of an unchanged
     directory have the same version and any edit (a campaign, a logo, an example) changes it.
-    ``ignored`` lists files in ``campaigns/`` that were skipped (not .yaml/.yml).
+    ``ignored`` lists files in ``campaigns/`` that were skipped (not .yaml/.yml). ``logos`` is
+    the checked ``logos.yaml`` (``targeting.logos_config``), None without one.
     """
 
     root: Path
@@ -104,6 +108,7 @@ class RuleSet:
     sources: Mapping[str, tuple[str, int]]
     version: str
     ignored: tuple[str, ...] = ()
+    logos: LogosConfig | None = None
     _by_id: Mapping[str, Campaign] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -269,6 +274,7 @@ def load_rules(path: str | Path) -> RuleSet:
     files, ignored = _campaign_files(root, col)
     parsed = [p for f in files if (p := _parse_file(f, col)) is not None]
     sources = _check_directory(root, parsed, brands, col)
+    logos = _load_logos(root, brands, col)
 
     if col.problems:
         raise RulesError(sorted(col.problems, key=lambda p: (p.file, p.line or 0)))
@@ -280,7 +286,30 @@ def load_rules(path: str | Path) -> RuleSet:
         sources=sources,
         version=col.version(),
         ignored=tuple(ignored),
+        logos=logos,
     )
+
+
+def _load_logos(
+    root: Path, brands: Mapping[str, tuple[Path, ...]], col: _Collector
+) -> LogosConfig | None:
+    """``logos.yaml`` checked (problems to ``col``); its detector's sha256 joins the version."""
+    path = root / LOGOS_FILE
+    if not (path.exists() or path.is_symlink()):
+        return None
+    if path.is_symlink() and col.escapes(path):
+        return None
+    if not path.is_file():
+        col.add(LOGOS_FILE, None, "", "is not a file")
+        return None
+    loaded = read_yaml(path, col)
+    if loaded is None:
+        return None
+    data, lines, dups = loaded
+    logos, sha = check_logos(data, lines, root, brands, col.add)
+    if sha is not None:  # retrained in place: a new rules version
+        col.hash_parts[f"{LOGOS_FILE}:detector"] = sha.encode()
+    return None if dups else logos
 
 
 def _campaign_files(root: Path, col: _Collector) -> tuple[list[Path], list[str]]:
@@ -317,9 +346,14 @@ def _campaign_files(root: Path, col: _Collector) -> tuple[list[Path], list[str]]
     return files, ignored
 
 
-def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
+def read_yaml(
+    path: Path, col: _Collector, limit: int = MAX_CAMPAIGN_FILE_BYTES
+) -> tuple[Any, dict[YamlPath, int], bool] | None:
+    """One YAML file of the rules directory: (data, line of every key and item, whether a key
+    was repeated), or None after adding its problems (unreadable, not text, not YAML) to
+    ``col``. Repeated keys are reported here."""
     rel = col.rel(path)
-    raw = col.read(path, MAX_CAMPAIGN_FILE_BYTES)
+    raw = col.read(path, limit)
     if raw is None:
         return None
     try:
@@ -358,6 +392,15 @@ def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
         col.add(
             rel, line, dpath, f"key '{dpath[-1]}' appears twice (first on line {first}); keep one"
         )
+    return data, lines, bool(dups)
+
+
+def _parse_file(path: Path, col: _Collector) -> _Parsed | None:
+    rel = col.rel(path)
+    loaded = read_yaml(path, col)
+    if loaded is None:
+        return None
+    data, lines, dups = loaded
     if data is None:
         col.add(rel, 1, "", "file is empty: a campaign needs at least 'id' and 'target'")
         return None

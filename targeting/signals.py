@@ -26,7 +26,7 @@ from targeting.safety_policy import (
 )
 from targeting.text_match import canonical_words, phrase_edits
 from vision.safety_classes import SAFETY_BY_NAME
-from vision.types import FrameFacts, box_area
+from vision.types import LOGO_SOURCE_NAMES, FrameFacts, LogoMatch, box_area
 
 Verdicts = dict[str, list[SafetyVerdict | None]]
 """Per detector safety class named by the index: one verdict (or None) per keyframe."""
@@ -60,7 +60,8 @@ class FrameSignals:
     """Dense signals for n keyframes: ``hit`` (n, T) bool, ``ev`` (n, T) float32 evidence
     (0 where no hit), ``raw`` (n, T) float64 underlying score, ``box`` (n, T - off_logo, 4)
     float64 (NaN: no box) for logo/face/text/safety signals, ``aux_a``/``aux_b`` (n, T) int32
-    extras (IAB: vocabulary row / rank; face: count; text: phrase / edits), ``has_emb`` (n,)
+    extras (IAB: vocabulary row / rank; logo: ``logo_source_mask``; face: count; text:
+    phrase / edits), ``has_emb`` (n,)
     bool."""
 
     hit: np.ndarray
@@ -125,13 +126,34 @@ def frame_signals(
         aux_a[:, q0:q1] = ih.category
         aux_b[:, q0:q1] = ih.rank
 
-    _logo_signals(frames, index, hit, ev, raw, box)
+    _logo_signals(frames, index, hit, ev, raw, box, aux_a)
     _face_signals(frames, index, hit, ev, raw, box, aux_a, policy)
     _text_signals(frames, index, hit, ev, raw, box, aux_a, aux_b)
     if verdicts is None:
         verdicts = safety_verdicts(frames, index, policy)
     _safety_signals(frames, index, hit, ev, raw, box, verdicts)
     return FrameSignals(hit, ev, raw, box, aux_a, aux_b, has_emb)
+
+
+LOGO_SOURCE_BITS: dict[str, int] = {"features": 1, "detector": 2, "clip": 4}
+"""A LogoMatch method -> its bit in a logo signal's ``aux_a`` (which finders saw it)."""
+
+
+def logo_source_mask(lm: LogoMatch) -> int:
+    """The finders that saw ``lm`` (its ``sources`` when fused, else its ``method``) as bits."""
+    methods = getattr(lm, "sources", ()) or (lm.method,)
+    mask = 0
+    for m in methods:
+        mask |= LOGO_SOURCE_BITS[m]
+    return mask
+
+
+def logo_source_names(mask: int) -> tuple[str, ...]:
+    """``logo_source_mask`` bits -> finder names for reasons: ``matcher`` (the reference
+    matcher, method ``features``), ``detector``, ``clip``."""
+    return tuple(
+        LOGO_SOURCE_NAMES[m] for m, bit in LOGO_SOURCE_BITS.items() if mask >= 0 and mask & bit
+    )
 
 
 def _logo_signals(
@@ -141,9 +163,11 @@ def _logo_signals(
     ev: np.ndarray,
     raw: np.ndarray,
     box: np.ndarray,
+    sources_out: np.ndarray,
 ) -> None:
     """Best qualifying LogoMatch per (keyframe, logo key): a loop over the (few) matches in the
-    frames, vectorized over keys; matches are visited weakest first so the strongest wins."""
+    frames, vectorized over keys; matches are visited weakest first so the strongest wins.
+    ``sources_out`` gets the winner's finders as ``logo_source_mask`` bits."""
     o = index.offsets
     g0, g1 = o["logo"], o["face"]
     if g1 == g0:
@@ -168,6 +192,7 @@ def _logo_signals(
             raw[i, g0 + cols] = score
             hit[i, g0 + cols] = True
             box[i, cols] = lm.box
+            sources_out[i, g0 + cols] = logo_source_mask(lm)
     h = hit[:, g0:g1]
     ev[:, g0:g1] = np.where(h, _evidence(raw[:, g0:g1], key_score, 1.0 - key_score), 0.0)
 

@@ -89,3 +89,24 @@ def lite(lite_weights: tuple[Path, Path]) -> LiteModel:
     from vision.lite import LiteModel
 
     return LiteModel(*lite_weights, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_logo_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real logo detector for examples/rules' brands (acme, rival) with its card: trained
+    in-test on 4 synthetic frames, 1 epoch at imgsz 64 (a few seconds on a 2-core CPU). It
+    proves loading and refusal, not detection: one epoch from scratch finds nothing."""
+    from vision.logo_training.train import train_logo_detector
+
+    root = tmp_path_factory.mktemp("tiny-logos")
+    result = train_logo_detector(
+        REPO / "examples" / "rules",
+        root / "logos-examples.pt",
+        epochs=1,
+        imgsz=64,
+        n_images=4,
+        batch=2,
+        workdir=root / "work",
+        progress=False,
+    )
+    return result.weights

@@ -24,15 +24,15 @@ import numpy as np
 from vision.brands import BrandRefs
 from vision.detectors import DEFAULT_IOU, Detector, kind_by_label
 from vision.errors import ModelError
-from vision.logo_training.registry import DetectorCard, brands_fingerprint, file_sha256
+from vision.logo_fusion import DEFAULT_LOGO_CONF
+from vision.logo_training.registry import (
+    RETRAIN_HINT,
+    brands_fingerprint,
+    check_detector_card,
+)
 from vision.types import LogoMatch
 
 log = logging.getLogger(__name__)
-
-DEFAULT_LOGO_CONF = 0.25
-"""Lowest detector score (0..1) kept as a logo candidate; fusion verifies what it keeps."""
-
-RETRAIN_HINT = "retrain it: `onscreen train-logos RULES_DIR --out {weights}`"
 
 
 class LogoDetector:
@@ -55,26 +55,9 @@ class LogoDetector:
         device: str = "auto",
     ) -> None:
         weights = Path(weights)
-        if not weights.is_file():
-            raise ModelError(
-                f"logo detector {weights} not found; train one with "
-                f"`onscreen train-logos RULES_DIR --out {weights}`"
-            )
-        card = DetectorCard.read(weights)
-        hint = RETRAIN_HINT.format(weights=weights)
-        digest = file_sha256(weights)
-        if digest != card.weights_sha256:
-            raise ModelError(
-                f"logo detector {weights}: sha256 {digest[:12]}... does not match its card's "
-                f"{card.weights_sha256[:12]}... (the file was replaced or damaged); {hint}"
-            )
         names = [b if isinstance(b, str) else b.brand for b in brands]
-        if sorted(names) != sorted(card.classes):
-            raise ModelError(
-                f"logo detector {weights.name} was trained for brands "
-                f"[{', '.join(card.classes)}] but the rules name [{', '.join(sorted(names))}]; "
-                f"{hint}"
-            )
+        card = check_detector_card(weights, names)
+        hint = RETRAIN_HINT.format(weights=weights)
         refs = [b for b in brands if isinstance(b, BrandRefs)]
         if refs and len(refs) == len(names):
             by_class = {r.brand: r for r in refs}

@@ -29,13 +29,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
 
+from vision.brands import BrandRefs
 from vision.logo_matcher import LogoMatcher
 from vision.types import Box, FusedLogoMatch, LogoMatch, box_iou, check_box, check_rgb_batch
+
+DEFAULT_LOGO_CONF = 0.25
+"""Lowest detector score (0..1) kept as a logo candidate; fusion verifies what it keeps."""
 
 DEFAULT_FUSE_IOU = 0.3
 """Boxes of one brand overlapping at least this (IoU) are one logo seen by both finders."""
@@ -90,6 +95,58 @@ class FusionConfig:
             raise ValueError(f"keep_unverified_above must be in (0, 1] or None, got {k!r}")
         if not (0.0 <= self.crop_pad <= 2.0):
             raise ValueError(f"crop_pad must be in 0..2, got {self.crop_pad!r}")
+
+
+VerifyMode = Literal["matcher", "none"]
+VERIFY_MODES: tuple[VerifyMode, ...] = ("matcher", "none")
+"""How a detector-only hit is kept: ``matcher`` (confirmed on its crop by the reference
+matcher, score >= ``verify_threshold``) or ``none`` (kept as the detector scored it)."""
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Which trained detector joins the matcher and how its hits are kept: what a rules
+    directory's ``logos.yaml`` and ``--logo-detector`` say (``targeting.logos_config``).
+
+    ``min_score``: lowest detector score kept as a candidate (0..1]; ``verify``: see
+    ``VERIFY_MODES``; ``verify_threshold``: the matcher score on the crop that confirms it.
+    """
+
+    weights: Path
+    min_score: float = DEFAULT_LOGO_CONF
+    verify: VerifyMode = "matcher"
+    verify_threshold: float = DEFAULT_VERIFY_MIN_SCORE
+
+    def __post_init__(self) -> None:
+        for name in ("min_score", "verify_threshold"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (0.0 < v <= 1.0):
+                raise ValueError(f"{name} must be in (0, 1], got {v!r}")
+        if self.verify not in VERIFY_MODES:
+            raise ValueError(f"verify must be one of {VERIFY_MODES}, got {self.verify!r}")
+
+    def fusion(self) -> FusionConfig:
+        """The fusion thresholds these settings mean: ``verify: none`` keeps every detection
+        the detector kept (``keep_unverified_above`` = ``min_score``)."""
+        return FusionConfig(
+            verify_min_score=self.verify_threshold,
+            keep_unverified_above=self.min_score if self.verify == "none" else None,
+        )
+
+
+def build_fused_finder(
+    matcher: LogoMatcher,
+    brands: Sequence[BrandRefs],
+    settings: DetectorSettings,
+    *,
+    device: str = "auto",
+) -> FusedLogoFinder:
+    """Load ``settings.weights`` for ``brands`` (the matcher's) and fuse it with ``matcher``.
+    ModelError when the detector's card does not fit the brands (naming both lists)."""
+    from vision.logo_detector import LogoDetector
+
+    detector = LogoDetector(settings.weights, brands, conf=settings.min_score, device=device)
+    return FusedLogoFinder(matcher, detector, settings.fusion())
 
 
 def crop_for(
@@ -270,7 +327,12 @@ def _dedupe(matches: list[LogoMatch]) -> list[LogoMatch]:
 
 
 __all__ = [
+    "VERIFY_MODES",
+    "DetectorSettings",
+    "VerifyMode",
+    "build_fused_finder",
     "DEFAULT_CROP_PAD",
+    "DEFAULT_LOGO_CONF",
     "DEFAULT_FUSE_IOU",
     "DEFAULT_VERIFY_MIN_SCORE",
     "FusionConfig",

@@ -10,7 +10,11 @@ Policy, in one place so every entry point (CLI, batch scan, gRPC server) behaves
   architecture with a fixed random init, announced loudly and flagged as not meaningful (tests
   and benchmarks only). ``off``: no semantics (faces, logos and text still work). No choice
   ever swaps in a random model silently.
-- Reference logos come from a brands directory when one is given.
+- Reference logos come from a brands directory when one is given; ``logo_detector`` (a trained
+  detector, ``vision.logo_fusion.DetectorSettings``) then joins the matcher as a
+  ``FusedLogoFinder``, refused (ModelError naming both brand lists) when its card names other
+  brands. Without a brands directory ``logo_detector`` is only carried: the rules snapshot
+  (``serving.targeter``) builds the fused finder from the rules' brands.
 - OCR (``ocr=True``) loads the PP-OCRv4 models from the manifest (missing: a start-up error
   naming the fetch command) and reads keyframes at most every ``ocr_interval_s`` per shot.
 """
@@ -22,6 +26,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +34,7 @@ from vision.analyze import DEFAULT_BATCH_SIZE, DEFAULT_OCR_INTERVAL_S, Analyzer
 from vision.detectors import DEFAULT_DETECTOR_CONF, DEFAULT_DETECTOR_IMGSZ
 from vision.errors import WeightsError
 from vision.keyframes import KeyframeConfig
+from vision.logo_fusion import DetectorSettings
 from vision.semantic import (
     CLIP_SCALE,
     SEMANTIC_CHOICES,
@@ -36,6 +42,10 @@ from vision.semantic import (
     SemanticModel,
     load_semantic_model,
 )
+
+if TYPE_CHECKING:
+    from vision.logo_fusion import FusedLogoFinder
+    from vision.logo_matcher import LogoMatcher
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,7 @@ class PipelineConfig:
     """What to load. Names refer to entries of ``weights/manifest.toml``."""
 
     brands_dir: Path | None = None
+    logo_detector: DetectorSettings | None = None
     semantic: SemanticChoice = "auto"
     clip_model: str = DEFAULT_CLIP_MODEL
     clip_weights: str = DEFAULT_CLIP_WEIGHTS
@@ -68,6 +79,11 @@ class PipelineConfig:
     keyframes: KeyframeConfig = field(default_factory=KeyframeConfig)
     ocr: bool = False
     ocr_interval_s: float = DEFAULT_OCR_INTERVAL_S
+
+    @property
+    def logo_detector_path(self) -> Path | None:
+        """The trained logo detector's weights (``--logo-detector``), None without one."""
+        return self.logo_detector.weights if self.logo_detector is not None else None
 
     def __post_init__(self) -> None:
         if self.semantic not in SEMANTIC_CHOICES:
@@ -181,11 +197,16 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
             conf=cfg.detector_conf,
             device=cfg.device,
         )
-    logos = None
+    logos: LogoMatcher | FusedLogoFinder | None = None
     if cfg.brands_dir is not None:
+        from vision.brands import load_brands
+        from vision.logo_fusion import build_fused_finder
         from vision.logo_matcher import LogoMatcher
 
-        logos = LogoMatcher.from_brands_dir(cfg.brands_dir)
+        refs = load_brands(cfg.brands_dir)
+        logos = LogoMatcher(refs)
+        if cfg.logo_detector is not None:
+            logos = build_fused_finder(logos, refs, cfg.logo_detector, device=cfg.device)
     concepts = None
     iab_ids: tuple[str, ...] = ()
     iab_matrix = None

@@ -22,6 +22,9 @@ DetectionKind = Literal["face", "safety", "logo", "object"]
 LogoMethod = Literal["features", "detector", "clip"]
 """How a logo was found: reference-feature matching, the trained detector, or CLIP on a crop."""
 LOGO_METHODS: tuple[LogoMethod, ...] = ("features", "detector", "clip")
+LOGO_SOURCE_NAMES: dict[str, str] = {"features": "matcher", "detector": "detector", "clip": "clip"}
+"""A LogoMatch ``method`` -> the finder's name in reasons and reports (``features`` is the
+reference matcher, ``vision.logo_matcher``)."""
 KeyframeReason = Literal["interval", "cut", "image"]
 
 

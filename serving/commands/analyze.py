@@ -8,9 +8,14 @@ import sys
 from pathlib import Path
 
 from serving.commands.arg_types import existing_dir
-from serving.commands.model_options import add_model_options, build_analyzer_from_args
+from serving.commands.model_options import (
+    add_model_options,
+    build_analyzer_from_args,
+    check_logo_detector_for,
+    check_model_options,
+)
 from serving.facts_json import facts_table_rows, facts_to_json
-from vision.errors import MediaError
+from vision.errors import InvalidArgument, MediaError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +37,17 @@ def run(args: argparse.Namespace) -> int:
     from vision.media import is_video_file, load_frames
 
     path: Path = args.file
+    check_model_options(args)
+    if args.logo_detector is not None:
+        if args.brands is None:
+            raise InvalidArgument(
+                f"--logo-detector {args.logo_detector} needs --brands DIR: the brands it was "
+                "trained for (its reference logos verify its hits)"
+            )
+        names = sorted(
+            d.name for d in Path(args.brands).iterdir() if d.is_dir() and not d.name.startswith(".")
+        )
+        check_logo_detector_for(args, names, f"--brands {args.brands}")
     if not path.exists():
         raise MediaError(f"{path}: no such file")
     if not path.is_file():

@@ -65,6 +65,15 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         help="most seconds of video between two OCR reads of one shot (cuts are always read)",
     )
     g.add_argument(
+        "--logo-detector",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="trained logo detector (.pt with its card, from `onscreen train-logos`) fused "
+        "with the reference matcher; overrides logos.yaml's detector (its brands must be "
+        "exactly the rules' or --brands' brands)",
+    )
+    g.add_argument(
         "--interval",
         type=positive_seconds,
         default=DEFAULT_KEYFRAME_INTERVAL_S,
@@ -93,6 +102,35 @@ def check_model_options(args: argparse.Namespace) -> None:
         )
     if args.batch_size < 1:
         raise InvalidArgument(f"--batch-size must be a whole number >= 1, got {args.batch_size}")
+    det = getattr(args, "logo_detector", None)
+    if det is not None:
+        if Path(det).suffix != ".pt":
+            raise InvalidArgument(f"--logo-detector {det}: not a .pt file (train-logos writes one)")
+        if not Path(det).is_file():
+            raise InvalidArgument(
+                f"--logo-detector {det}: no such file; train one with "
+                f"`onscreen train-logos RULES_DIR --out {det}`"
+            )
+
+
+def check_logo_detector_for(args: argparse.Namespace, brands: list[str], what: str) -> None:
+    """Refuse ``--logo-detector`` when its card does not fit ``brands`` (InvalidArgument naming
+    both lists, or saying there are no brands), before any model loads. ``what``: where the
+    brands come from, for the message."""
+    from vision.errors import ModelError
+    from vision.logo_training.registry import check_detector_card
+
+    det = getattr(args, "logo_detector", None)
+    if det is None:
+        return
+    if not brands:
+        raise InvalidArgument(
+            f"--logo-detector {det}: {what} has no brands, so a logo detector has nothing to find"
+        )
+    try:
+        check_detector_card(Path(det), brands)
+    except ModelError as exc:
+        raise InvalidArgument(f"--logo-detector: {exc}") from None
 
 
 def semantic_choice(args: argparse.Namespace) -> SemanticChoice:
@@ -108,9 +146,13 @@ def semantic_choice(args: argparse.Namespace) -> SemanticChoice:
 def pipeline_config_from_args(
     args: argparse.Namespace, *, brands_dir: Path | None
 ) -> PipelineConfig:
+    from vision.logo_fusion import DetectorSettings
+
     semantic = semantic_choice(args)
+    det = getattr(args, "logo_detector", None)
     return PipelineConfig(
         brands_dir=brands_dir,
+        logo_detector=DetectorSettings(Path(det)) if det is not None else None,
         semantic=semantic,
         clip_int8=args.clip_int8,
         device=args.device,
@@ -132,12 +174,14 @@ def pipeline_config_for_rules(
     (``serving.targeter.build_snapshot``) builds the matcher from the rules' brands, so a reload
     rebuilds it, and face-only rules (no or an empty ``brands/``) load none. OCR (~1 s a frame
     on a CPU) runs, with ``--ocr auto``, for rules that target or exclude text or use IAB
-    categories (read text feeds them). ``semantic_for``: a flag that needs the semantic model
+    categories (read text feeds them). ``--logo-detector`` is checked against the rules' brands
+    here (its card, no model loaded); the snapshot loads it. ``semantic_for``: a flag that needs the semantic model
     whatever the rules say (``--catalog``: its visual features); ``--semantic off`` with it is
     refused."""
     from serving.targeter import semantic_needs
 
     cfg = pipeline_config_from_args(args, brands_dir=None)
+    check_logo_detector_for(args, sorted(rules.brands), f"the rules directory {rules.root}")
     if semantic_for is not None and cfg.semantic == "off":
         raise InvalidArgument(
             f"--semantic off, but {semantic_for} needs the semantic model's visual features: "

@@ -62,5 +62,5 @@ def test_reasons_name_the_strongest_keyframes_of_each_clause() -> None:
         "score": 0.99,
         "t": 1.5,
         "box": list(BOX),
-        "detail": "score >= 0.5",
+        "detail": "score >= 0.5, by matcher",
     }

@@ -34,6 +34,9 @@ CARD_FORMAT = 1
 CARD_SUFFIX = ".json"
 """Appended to the weights file's name to name its card."""
 
+RETRAIN_HINT = "retrain it: `onscreen train-logos RULES_DIR --out {weights}`"
+"""The command that makes a detector fit the rules again (``{weights}``: its path)."""
+
 MAX_CARD_BYTES = 1 << 20
 """A card larger than this (bytes) is not one of ours."""
 
@@ -143,6 +146,36 @@ class DetectorCard:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{path}: malformed logo detector card ({exc}); {hint}") from None
+
+
+def check_detector_card(weights: Path, brands: Sequence[str]) -> DetectorCard:
+    """The card of ``weights`` once it is known to fit ``brands`` (names), without loading
+    the model: the file exists, its card is readable, its sha256 is the card's and the card's
+    classes are exactly ``brands``. ModelError otherwise, naming both brand lists on a
+    mismatch. Cheap (a hash and a JSON file), so ``rules check`` and the CLIs run it before
+    any model loads; ``vision.logo_detector.LogoDetector`` runs it again when it loads.
+    """
+    weights = Path(weights)
+    if not weights.is_file():
+        raise ModelError(
+            f"logo detector {weights} not found; train one with "
+            f"`onscreen train-logos RULES_DIR --out {weights}`"
+        )
+    card = DetectorCard.read(weights)
+    hint = RETRAIN_HINT.format(weights=weights)
+    digest = file_sha256(weights)
+    if digest != card.weights_sha256:
+        raise ModelError(
+            f"logo detector {weights}: sha256 {digest[:12]}... does not match its card's "
+            f"{card.weights_sha256[:12]}... (the file was replaced or damaged); {hint}"
+        )
+    if sorted(brands) != sorted(card.classes):
+        raise ModelError(
+            f"logo detector {weights.name} was trained for brands "
+            f"[{', '.join(card.classes)}] but the rules name [{', '.join(sorted(brands))}]; "
+            f"{hint}"
+        )
+    return card
 
 
 def register_detector(

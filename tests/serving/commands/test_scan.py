@@ -239,3 +239,103 @@ def rules_config(tmp_path: Path, clause: str, argv: list[str]):
     parser = argparse.ArgumentParser()
     add_model_options(parser)
     return pipeline_config_for_rules(parser.parse_args(argv), load_rules(root))
+
+
+# --- the trained logo detector: --logo-detector and logos.yaml ------------------------------------
+
+
+def logo_rules(root: Path, logos: str | None = None, extra_brand: bool = False) -> Path:
+    """examples/rules' brands (acme, rival), one acme logo campaign, optional logos.yaml."""
+    import shutil
+
+    from tests.conftest import REPO
+
+    shutil.copytree(REPO / "examples" / "rules" / "brands", root / "brands")
+    if extra_brand:
+        shutil.copytree(root / "brands" / "acme", root / "brands" / "beanery")
+    (root / "campaigns").mkdir(parents=True)
+    (root / "campaigns" / "acme.yaml").write_text(
+        "id: acme\ntarget:\n  any:\n    - logo: {brand: acme}\n"
+    )
+    if logos is not None:
+        (root / "logos.yaml").write_text(logos)
+    return root
+
+
+@pytest.mark.parametrize("how", ["flag", "logos.yaml"])
+def test_scan_loads_the_trained_detector(
+    tmp_path: Path, real_images: dict[str, Path], tiny_logo_detector: Path, how: str
+) -> None:
+    loaded: list[object] = []
+    from serving import targeter
+
+    real = targeter.build_fused_finder
+
+    def spy(*args, **kwargs):
+        finder = real(*args, **kwargs)
+        loaded.append(finder.detector)
+        return finder
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(targeter, "build_fused_finder", spy)
+    try:
+        if how == "flag":
+            rules, extra = logo_rules(tmp_path / "rules"), ["--logo-detector", tiny_logo_detector]
+        else:
+            rules, extra = logo_rules(tmp_path / "rules", f"detector: {tiny_logo_detector}\n"), []
+        assert main(["rules", "check", str(rules)]) == 0
+        out = tmp_path / "o.jsonl"
+        assert scan(real_images["bus"], "--rules", rules, "--out", out, *extra) == 0
+    finally:
+        mp.undo()
+    (det,) = loaded
+    assert det.brands == ("acme", "rival")  # type: ignore[attr-defined]
+    assert out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--logo-detector", "{tmp}/absent.pt"], "--logo-detector {tmp}/absent.pt: no such file; train one with `onscreen train-logos RULES_DIR --out {tmp}/absent.pt`"),
+        (["--logo-detector", "{tmp}/file.txt"], "--logo-detector {tmp}/file.txt: not a .pt file (train-logos writes one)"),
+    ],
+)  # fmt: skip
+def test_bad_logo_detector_exits_2_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_models: None, argv, expected
+) -> None:
+    (tmp_path / "file.txt").write_text("x")
+    given = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    rules = logo_rules(tmp_path / "rules")
+    code = exit_code(
+        [
+            "scan",
+            str(tmp_path / "file.txt"),
+            "--rules",
+            str(rules),
+            "--out",
+            str(tmp_path / "o"),
+            *given,
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == f"onscreen scan: error: {expected.replace('{tmp}', str(tmp_path))}\n"
+
+
+def test_a_detector_for_other_brands_is_refused_at_start(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_models: None,
+    real_images: dict[str, Path],
+    tiny_logo_detector: Path,
+) -> None:
+    rules = logo_rules(tmp_path / "rules", extra_brand=True)
+    argv = ["--rules", str(rules), "--out", str(tmp_path / "o"), "--logo-detector"]
+    code = exit_code(["scan", str(real_images["bus"]), *argv, str(tiny_logo_detector)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err == (
+        "onscreen scan: error: --logo-detector: logo detector logos-examples.pt was trained for "
+        "brands [acme, rival] but the rules name [acme, beanery, rival]; retrain it: `onscreen "
+        f"train-logos RULES_DIR --out {tiny_logo_detector}`\n"
+    )
