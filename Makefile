@@ -51,7 +51,7 @@ demo: $(STAMP) weights
 	$(BIN)/onscreen scan examples/media --rules examples/rules --out out/placements.jsonl --explain --table
 	$(BIN)/onscreen report out/placements.jsonl --out out/report.html --media-root examples/media
 	$(BIN)/python examples/catalog.py
-	$(BIN)/onscreen catalog build examples/media/catalog/catalog.jsonl --out out/catalog --no-progress
+	$(BIN)/onscreen catalog build out/catalog-feed/catalog.jsonl --out out/catalog --no-progress
 	$(BIN)/onscreen catalog query out/catalog examples/media/pin-coffee.jpg --regions -k 2
 	@echo "report: out/report.html (open it in a browser)"
 

@@ -6,7 +6,8 @@ region). ``variants`` makes the altered copies (crops, flips, light, blur, recom
 measure retrieval: for each, the item it came from should be among the top five results
 (``bench/bench_catalog.py --real``, ``tests/vision/catalog/test_real_retrieval.py``).
 
-    .venv/bin/python examples/catalog.py [OUT_DIR]     # default examples/media/catalog
+    .venv/bin/python examples/catalog.py [OUT_DIR]     # default out/catalog-feed (not under
+                                                       # examples/media: scans read that dir)
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ def write_catalog(out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    out = Path(args[0]) if args else HERE / "media" / "catalog"
+    out = Path(args[0]) if args else HERE.parent / "out" / "catalog-feed"
     feed = write_catalog(out)
     print(f"example catalog written: {feed} ({len(ITEMS)} items)")
     return 0
