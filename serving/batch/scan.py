@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from serving.batch.checkpoint import JsonlSink
+from serving.batch.isolated_decode import DecodeLimits, DecodePool
 from serving.batch.outputs import result_lines
-from serving.media_scan import keyframes_of, place_timeline, printable_name
+from serving.media_scan import Decoder, keyframes_of, place_timeline, printable_name
 from serving.targeter import Targeter
 from targeting.match import FrameDecision
 from targeting.types import Placement
@@ -170,6 +171,7 @@ def scan_media(
     today: date,
     explain: bool = False,
     on_frame: Callable[[Frame], None] | None = None,
+    decoder: Decoder | None = None,
 ) -> MediaResult:
     """Keyframes -> facts -> placements for one media; every failure becomes an error result.
 
@@ -177,11 +179,12 @@ def scan_media(
     server; here one media's keyframes are batched through the analyzer directly.
 
     ``on_frame`` sees each keyframe as it is decoded (progress inside a long video).
+    ``decoder``: decode elsewhere (a :class:`DecodePool` worker); default in this process.
     """
     start = time.perf_counter()
     shown = printable_name(str(path))  # error texts are JSON lines and terminal output
     try:
-        frames: Iterable[Frame] = keyframes_of(targeter.pipeline, path, media)
+        frames: Iterable[Frame] = keyframes_of(targeter.pipeline, path, media, decoder)
         if on_frame is not None:
             frames = _tap(frames, on_frame)
         snapshot = targeter.snapshot  # the logos and the placements of one rules version
@@ -219,6 +222,7 @@ def run_scan(
     store: PlacementStore | None = None,
     on_result: Callable[[MediaResult], None] | None = None,
     progress: bool = True,
+    decode: DecodeLimits | None = DecodeLimits(),  # noqa: B008 - frozen, shared safely
 ) -> BatchSummary:
     """Scan every media in order, writing as it goes; see the module doc for the write order.
 
@@ -226,11 +230,16 @@ def run_scan(
     lines are checkpointed (a media that failed keeps what an earlier good scan stored). A
     store that stays locked past its wait raises ``PlacementStoreError``: the scan stops, the
     media in progress is not checkpointed, and ``resume=True`` later redoes it.
+
+    ``decode``: each media is decoded in a worker process held to these limits
+    (:mod:`serving.batch.isolated_decode`); None decodes in this process (debugging).
     """
     from tqdm import tqdm
 
     files = plan_media(paths, media_ids)
     sink = JsonlSink(out, resume=resume)
+    pool = DecodePool(decode) if decode is not None else None
+    decoder = pool.keyframes if pool is not None else None
     results: list[MediaResult] = []
     skipped: list[str] = []
     try:
@@ -251,7 +260,13 @@ def run_scan(
                     bar.set_postfix_str(f"{name} @ {frame.t:.0f} s")
 
             result = scan_media(
-                targeter, path, media, today=today, explain=explain, on_frame=on_frame
+                targeter,
+                path,
+                media,
+                today=today,
+                explain=explain,
+                on_frame=on_frame,
+                decoder=decoder,
             )
             if store is not None and result.ok:
                 store.replace_media(result.media, result.placements)
@@ -263,4 +278,6 @@ def run_scan(
                 bar.write(f"error: {result.error}")
     finally:
         sink.close()
+        if pool is not None:
+            pool.close()
     return BatchSummary(tuple(results), tuple(skipped))

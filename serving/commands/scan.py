@@ -7,9 +7,14 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from serving.batch.isolated_decode import (
+    DEFAULT_DECODE_MEMORY_MB,
+    DEFAULT_DECODE_TIMEOUT_S,
+    DecodeLimits,
+)
 from serving.batch.outputs import write_parquet
 from serving.batch.scan import MEDIA_ID_SCHEMES, MediaResult, plan_media, run_scan
-from serving.commands.arg_types import existing_dir, output_file, positive_seconds
+from serving.commands.arg_types import existing_dir, output_file, positive_int, positive_seconds
 from serving.commands.model_options import (
     add_model_options,
     check_model_options,
@@ -79,6 +84,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="day the campaigns' flight dates are checked against (default: today)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--decode-timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="decode time allowed per media, plus the video's own duration (default "
+        f"{DEFAULT_DECODE_TIMEOUT_S:g}); past it the decoder is killed and the media gets an "
+        "error line",
+    )
+    p.add_argument(
+        "--decode-memory-mb",
+        type=positive_int,
+        default=None,
+        metavar="MB",
+        help=f"memory the decode worker may use beyond its start-up size (default "
+        f"{DEFAULT_DECODE_MEMORY_MB}); past it the media gets an error line",
+    )
+    p.add_argument(
+        "--decode-in-process",
+        action="store_true",
+        help="decode in the scan's own process, without the isolation (debugging)",
+    )
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -86,6 +113,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def check(args: argparse.Namespace) -> None:
     """What the argument types cannot see alone; raises InvalidArgument before any work."""
     check_model_options(args)
+    if args.decode_in_process:
+        flags = [
+            flag
+            for flag, value in (
+                ("--decode-timeout", args.decode_timeout),
+                ("--decode-memory-mb", args.decode_memory_mb),
+            )
+            if value is not None
+        ]
+        if flags:
+            raise InvalidArgument(
+                f"{' and '.join(flags)} limit the isolated decoder, but --decode-in-process "
+                "decodes without it"
+            )
     outputs = {"--out": args.out, "--parquet": args.parquet, "--store": args.store}
     given = {name: p.absolute() for name, p in outputs.items() if p is not None}
     seen: dict[Path, str] = {}
@@ -94,6 +135,16 @@ def check(args: argparse.Namespace) -> None:
             raise InvalidArgument(f"{seen[p]} and {name} name the same file {p}")
         seen[p] = name
     plan_media(args.media, args.media_id)  # media ids that collide or are too long
+
+
+def decode_limits(args: argparse.Namespace) -> DecodeLimits | None:
+    """The decode worker's limits from the flags; None with --decode-in-process."""
+    if args.decode_in_process:
+        return None
+    return DecodeLimits(
+        timeout_s=args.decode_timeout or DEFAULT_DECODE_TIMEOUT_S,
+        memory_mb=args.decode_memory_mb or DEFAULT_DECODE_MEMORY_MB,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
             media_ids=args.media_id,
             progress=not args.quiet,
             store=store,
+            decode=decode_limits(args),
         )
     finally:
         if store is not None:

@@ -82,6 +82,9 @@ def no_models(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--semantic", "big"], "argument --semantic: invalid choice: 'big'"),
         (["--random-weights", "--semantic", "off"], "--random-weights (random CLIP) and --semantic off contradict each other"),
         (["--parquet", "{tmp}/o.jsonl"], "--out and --parquet name the same file"),
+        (["--decode-timeout", "0"], "argument --decode-timeout: must be a finite number of seconds > 0, got '0'"),
+        (["--decode-memory-mb", "0"], "argument --decode-memory-mb: must be a whole number >= 1, got '0'"),
+        (["--decode-in-process", "--decode-timeout", "5"], "--decode-timeout limit the isolated decoder, but --decode-in-process decodes without it"),
     ],
 )  # fmt: skip
 def test_bad_arguments_exit_2_with_one_line_before_any_work(
@@ -239,3 +242,41 @@ def rules_config(tmp_path: Path, clause: str, argv: list[str]):
     parser = argparse.ArgumentParser()
     add_model_options(parser)
     return pipeline_config_for_rules(parser.parse_args(argv), load_rules(root))
+
+
+def test_hostile_files_cost_one_error_line_and_normal_ones_match_in_process(
+    tmp_path: Path, clip: Path, real_images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder that hangs, one that aborts: an error line each within the time limit, the
+    media after them scanned; the placements of the normal media are byte-identical to the
+    in-process decoder's."""
+    import shutil
+
+    from serving.batch.isolated_decode import TEST_HOOK_ENV
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for name in ("a-hang.mp4", "b-abort.mp4", "c.mp4"):
+        shutil.copy(clip, media / name)
+    shutil.copy(real_images["zidane"], media / "d.jpg")
+    monkeypatch.setenv(TEST_HOOK_ENV, "a-hang.mp4:hang,b-abort.mp4:abort")
+    rules = face_rules(tmp_path / "rules")
+    isolated, in_process = tmp_path / "iso.jsonl", tmp_path / "inp.jsonl"
+    start = time.monotonic()
+    assert scan(media, "--rules", rules, "--out", isolated, "--decode-timeout", "3") == 0
+    assert time.monotonic() - start < 90
+    lines = lines_of(isolated)
+    errors = {x["media"]: x["error"] for x in lines if "error" in x}
+    assert errors == {
+        "a-hang.mp4": f"{media / 'a-hang.mp4'}: decoding took over 3 s, the decode time limit: "
+        "stopped (a broken or hostile file?)",  # it hangs before its header says 2 s more
+        "b-abort.mp4": f"{media / 'b-abort.mp4'}: the decoder crashed on this file (it was "
+        "killed by SIGABRT)",
+    }
+    assert {x["media"] for x in lines if "campaign" in x} == {"c.mp4", "d.jpg"}
+    monkeypatch.delenv(TEST_HOOK_ENV)
+    for name in ("a-hang.mp4", "b-abort.mp4"):
+        (media / name).unlink()
+    assert scan(media, "--rules", rules, "--out", in_process, "--decode-in-process") == 0
+    good = [x for x in isolated.read_bytes().splitlines() if b'"error"' not in x]
+    assert good == in_process.read_bytes().splitlines() and len(good) == 2
