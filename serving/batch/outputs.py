@@ -29,7 +29,8 @@ def result_lines(result: MediaResult, *, explain: bool) -> list[str]:
     with ``explain``, by one line per keyframe with its facts and every campaign's decision."""
     if result.error is not None:
         return [json.dumps({"media": result.media, "error": result.error})]
-    lines = [json.dumps(p.to_json()) for p in result.placements]
+    meta = {"metadata": dict(result.metadata)} if result.metadata else {}
+    lines = [json.dumps({**p.to_json(), **meta}) for p in result.placements]
     if explain:
         by_t: dict[float, list[FrameDecision]] = {}
         for d in result.decisions:
@@ -50,7 +51,7 @@ def write_parquet(path: Path, results: Sequence[MediaResult]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [p.to_json() for r in results for p in r.placements]
+    rows = [{**p.to_json(), "metadata": r.metadata} for r in results for p in r.placements]
     table = pa.table(
         {
             "media": [r["media"] for r in rows],
@@ -62,6 +63,9 @@ def write_parquet(path: Path, results: Sequence[MediaResult]) -> None:
             "bid_cpm": pa.array([r["bid_cpm"] for r in rows], pa.float64()),
             "advertiser": [r["advertiser"] for r in rows],
             "reasons_json": [json.dumps(r["reasons"]) for r in rows],
+            "metadata_json": pa.array(
+                [json.dumps(r["metadata"]) if r["metadata"] else None for r in rows], pa.string()
+            ),
         }
     )
 

@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from serving.batch.checkpoint import JsonlSink
 from serving.batch.isolated_decode import DecodeLimits, DecodePool
+from serving.batch.manifest import ManifestEntry, ManifestProblem
 from serving.batch.outputs import result_lines
 from serving.media_scan import Decoder, keyframes_of, place_timeline, printable_name
 from serving.targeter import Targeter
@@ -53,6 +54,7 @@ __all__ = [
     "MediaResult",
     "expand_media",
     "media_id_for",
+    "plan_items",
     "plan_media",
     "printable_name",
     "run_scan",
@@ -84,6 +86,8 @@ class MediaResult:
     error: str | None = None
     keyframes: int = 0
     seconds: float = 0.0
+    metadata: Mapping[str, Any] | None = None
+    """The media's manifest metadata (``--manifest``), carried to its placement lines."""
 
     @property
     def ok(self) -> bool:
@@ -163,6 +167,35 @@ def plan_media(paths: Iterable[Path], media_ids: str = "name") -> list[Path]:
     return files
 
 
+ScanItem = tuple[str, Path, "Mapping[str, Any] | None", "ManifestProblem | None"]
+"""One media to scan: id, file, manifest metadata, and the manifest problem that replaces it."""
+
+
+def plan_items(
+    paths: Iterable[Path],
+    media_ids: str = "name",
+    manifest: Sequence[ManifestEntry | ManifestProblem] = (),
+) -> list[ScanItem]:
+    """Every media of a scan: the files given (:func:`plan_media`), then the manifest's entries
+    and bad lines in manifest order; refuses an id both name (InvalidArgument)."""
+    items: list[ScanItem] = [
+        (media_id_for(p, media_ids), p, None, None) for p in plan_media(paths, media_ids)
+    ]
+    for x in manifest:
+        if isinstance(x, ManifestProblem):
+            items.append((x.media, Path(x.where), None, x))
+        else:
+            items.append((x.media, x.path, dict(x.metadata) or None, None))
+    ids = [m for m, *_ in items]
+    dupes = sorted({m for m in ids if ids.count(m) > 1})
+    if dupes:
+        raise InvalidArgument(
+            f"the media id(s) {', '.join(dupes[:5])} are named both by a file given and by the "
+            "manifest: each media needs its own id"
+        )
+    return items
+
+
 def scan_media(
     targeter: Targeter,
     path: Path,
@@ -223,6 +256,7 @@ def run_scan(
     on_result: Callable[[MediaResult], None] | None = None,
     progress: bool = True,
     decode: DecodeLimits | None = DecodeLimits(),  # noqa: B008 - frozen, shared safely
+    manifest: Sequence[ManifestEntry | ManifestProblem] = (),
 ) -> BatchSummary:
     """Scan every media in order, writing as it goes; see the module doc for the write order.
 
@@ -233,19 +267,20 @@ def run_scan(
 
     ``decode``: each media is decoded in a worker process held to these limits
     (:mod:`serving.batch.isolated_decode`); None decodes in this process (debugging).
+    ``manifest``: more media after ``paths`` (:mod:`serving.batch.manifest`); a bad line is
+    that media's error result.
     """
     from tqdm import tqdm
 
-    files = plan_media(paths, media_ids)
+    items = plan_items(paths, media_ids, manifest)
     sink = JsonlSink(out, resume=resume)
     pool = DecodePool(decode) if decode is not None else None
     decoder = pool.keyframes if pool is not None else None
     results: list[MediaResult] = []
     skipped: list[str] = []
     try:
-        bar = tqdm(files, unit="media", disable=not progress, dynamic_ncols=True)
-        for path in bar:
-            media = media_id_for(path, media_ids)
+        bar = tqdm(items, unit="media", disable=not progress, dynamic_ncols=True)
+        for media, path, metadata, problem in bar:
             if media in sink.done:
                 skipped.append(media)
                 continue
@@ -259,15 +294,20 @@ def run_scan(
                     shown[0] = now
                     bar.set_postfix_str(f"{name} @ {frame.t:.0f} s")
 
-            result = scan_media(
-                targeter,
-                path,
-                media,
-                today=today,
-                explain=explain,
-                on_frame=on_frame,
-                decoder=decoder,
-            )
+            if problem is not None:
+                result = MediaResult(media, path, error=str(problem))
+            else:
+                result = scan_media(
+                    targeter,
+                    path,
+                    media,
+                    today=today,
+                    explain=explain,
+                    on_frame=on_frame,
+                    decoder=decoder,
+                )
+                if metadata is not None:
+                    result = replace(result, metadata=metadata)
             if store is not None and result.ok:
                 store.replace_media(result.media, result.placements)
             sink.write(media, result_lines(result, explain=explain))

@@ -12,8 +12,9 @@ from serving.batch.isolated_decode import (
     DEFAULT_DECODE_TIMEOUT_S,
     DecodeLimits,
 )
+from serving.batch.manifest import ManifestEntry, ManifestProblem, read_manifest
 from serving.batch.outputs import write_parquet
-from serving.batch.scan import MEDIA_ID_SCHEMES, MediaResult, plan_media, run_scan
+from serving.batch.scan import MEDIA_ID_SCHEMES, MediaResult, plan_items, run_scan
 from serving.commands.arg_types import existing_dir, output_file, positive_int, positive_seconds
 from serving.commands.model_options import (
     add_model_options,
@@ -40,7 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
             "checkpointed, so --resume redoes it)."
         ),
     )
-    p.add_argument("media", nargs="+", type=Path, help="video/image files or directories")
+    p.add_argument(
+        "media", nargs="*", type=Path, help="video/image files or directories (recursive)"
+    )
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help='also scan the media a manifest lists: JSONL {"media_id", "path", ...} or CSV '
+        "with a media_id,path,... header; paths relative to the manifest, other fields carried "
+        "as metadata; a bad line is reported as FILE:LINE and becomes that media's error line",
+    )
     p.add_argument(
         "--rules", type=existing_dir, required=True, help="rules directory (campaigns/, brands/)"
     )
@@ -110,9 +121,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def check(args: argparse.Namespace) -> None:
-    """What the argument types cannot see alone; raises InvalidArgument before any work."""
+def check(args: argparse.Namespace) -> list[ManifestEntry | ManifestProblem]:
+    """What the argument types cannot see alone; raises InvalidArgument before any work.
+    Returns the manifest's entries and bad lines (in file order), the bad lines printed."""
     check_model_options(args)
+    if not args.media and args.manifest is None:
+        raise InvalidArgument("nothing to scan: give media files or directories, or --manifest")
     if args.decode_in_process:
         flags = [
             flag
@@ -134,7 +148,15 @@ def check(args: argparse.Namespace) -> None:
         if p in seen:
             raise InvalidArgument(f"{seen[p]} and {name} name the same file {p}")
         seen[p] = name
-    plan_media(args.media, args.media_id)  # media ids that collide or are too long
+    manifest: list[ManifestEntry | ManifestProblem] = []
+    if args.manifest is not None:
+        entries, problems = read_manifest(args.manifest)
+        for problem in problems:
+            print(f"onscreen scan: {problem}", file=sys.stderr)
+        manifest = [*entries, *problems]
+        manifest.sort(key=lambda x: int(x.where.rsplit(":", 1)[1]))  # file order
+    plan_items(args.media, args.media_id, manifest)  # media ids that collide or are too long
+    return manifest
 
 
 def decode_limits(args: argparse.Namespace) -> DecodeLimits | None:
@@ -152,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     from targeting.rules_loader import load_rules
     from vision.pipeline import build_pipeline
 
-    check(args)  # fail before loading models
+    manifest = check(args)  # fail before loading models
     rules = load_rules(args.rules)
     cfg = pipeline_config_for_rules(args, rules)
     store = None
@@ -181,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             store=store,
             decode=decode_limits(args),
+            manifest=manifest,
         )
     finally:
         if store is not None:

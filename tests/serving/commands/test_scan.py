@@ -280,3 +280,42 @@ def test_hostile_files_cost_one_error_line_and_normal_ones_match_in_process(
     assert scan(media, "--rules", rules, "--out", in_process, "--decode-in-process") == 0
     good = [x for x in isolated.read_bytes().splitlines() if b'"error"' not in x]
     assert good == in_process.read_bytes().splitlines() and len(good) == 2
+
+
+def test_a_manifest_scans_its_media_with_metadata_and_reports_bad_lines(
+    tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "z.mp4").write_bytes(clip.read_bytes())
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(
+        '{"media_id": "ep-1", "path": "v/z.mp4", "show": "Football", "season": 3}\n'
+        '{"media_id": "ep-2"}\n'
+    )
+    out, parquet = tmp_path / "o.jsonl", tmp_path / "p.parquet"
+    rules = face_rules(tmp_path / "rules")
+    code = scan("--manifest", manifest, "--rules", rules, "--out", out, "--parquet", parquet)
+    assert code == 0
+    bad = f"{manifest}:2: path must be a non-empty string, got None"
+    assert f"onscreen scan: {bad}\n" in capsys.readouterr().err
+    placed, error = lines_of(out)
+    assert (placed["media"], placed["campaign"]) == ("ep-1", "presenter")
+    assert placed["metadata"] == {"show": "Football", "season": 3}
+    assert error == {"media": "ep-2", "error": bad}
+    (row,) = pq.read_table(parquet).to_pylist()
+    assert json.loads(row["metadata_json"]) == {"show": "Football", "season": 3}
+
+
+def test_an_unreadable_manifest_exits_2_before_any_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_models: None
+) -> None:
+    rules = face_rules(tmp_path / "rules")
+    gone = tmp_path / "gone.csv"
+    assert scan("--manifest", gone, "--rules", rules, "--out", tmp_path / "o.jsonl") == 2
+    assert capsys.readouterr().err == f"onscreen scan: error: {gone}: no such manifest\n"
+    assert exit_code(["scan", "--rules", str(rules), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert (
+        "nothing to scan: give media files or directories, or --manifest" in capsys.readouterr().err
+    )
