@@ -20,6 +20,7 @@ and the media is scanned like any other; two files that would share an id are re
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -315,7 +316,9 @@ def run_scan(
             if on_result is not None:
                 on_result(result)
             if result.error:
-                bar.write(f"error: {result.error}")
+                bar.write(f"error: {result.error}", file=sys.stderr)
+            # one line per media checkpointed: a log to follow (and to kill a test scan at)
+            bar.write(f"done {media}: {len(result.placements)} placements", file=sys.stderr)
     finally:
         sink.close()
         if pool is not None:

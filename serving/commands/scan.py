@@ -13,7 +13,7 @@ from serving.batch.isolated_decode import (
     DecodeLimits,
 )
 from serving.batch.manifest import ManifestEntry, ManifestProblem, read_manifest
-from serving.batch.outputs import write_parquet
+from serving.batch.outputs import write_parquet_from_jsonl
 from serving.batch.scan import MEDIA_ID_SCHEMES, MediaResult, plan_items, run_scan
 from serving.commands.arg_types import existing_dir, output_file, positive_int, positive_seconds
 from serving.commands.model_options import (
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         if store is not None:
             store.close()
     if args.parquet:
-        write_parquet(args.parquet, summary.results)
+        write_parquet_from_jsonl(args.parquet, args.out)  # every media done, once (resume too)
     n_place = sum(len(r.placements) for r in summary.results)
     skipped = f", {len(summary.skipped)} already done" if summary.skipped else ""
     print(
