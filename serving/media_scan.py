@@ -15,7 +15,7 @@ gives the same placements whichever path analyzed it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,10 +24,15 @@ from serving.targeter import RulesSnapshot, Targeter
 from targeting.match import FrameDecision
 from targeting.types import Placement
 from vision.errors import MediaError
+from vision.keyframes import KeyframeConfig
 from vision.pipeline import Pipeline
 from vision.types import Frame, FrameFacts
 
-__all__ = ["MediaOutcome", "keyframes_of", "place_timeline", "printable_name"]
+__all__ = ["Decoder", "MediaOutcome", "keyframes_of", "place_timeline", "printable_name"]
+
+Decoder = Callable[[Path, str, KeyframeConfig], Iterable[Frame]]
+"""Something that decodes ``(path, media, keyframe config)`` into keyframes elsewhere, e.g.
+:meth:`serving.batch.isolated_decode.DecodePool.keyframes` (a worker process)."""
 
 
 def printable_name(name: str) -> str:
@@ -57,14 +62,19 @@ class MediaOutcome:
     keyframes: int
 
 
-def keyframes_of(pipeline: Pipeline, path: Path, media: str) -> Iterator[Frame]:
+def keyframes_of(
+    pipeline: Pipeline, path: Path, media: str, decoder: Decoder | None = None
+) -> Iterator[Frame]:
     """The keyframes of ``path`` (an image: one frame) under ``media``, sampled as the
-    pipeline's keyframe config says. The header and decode limits are checked now, the frames
-    are decoded lazily. MediaError for a file that is missing, not media, or over a limit."""
+    pipeline's keyframe config says. In-process, the header and decode limits are checked now
+    and the frames decoded lazily; with a ``decoder`` all of it happens there, lazily.
+    MediaError for a file that is missing, not media, or over a limit."""
     from vision.media import load_frames
 
     if not path.exists():
         raise MediaError(f"{printable_name(str(path))}: no such file")
+    if decoder is not None:
+        return iter(decoder(path, media, pipeline.keyframes))
     return load_frames(path, media_id=media, config=pipeline.keyframes)
 
 

@@ -21,7 +21,7 @@ from vision.atomic_write import atomic_write
 if TYPE_CHECKING:
     from serving.batch.scan import MediaResult
 
-__all__ = ["result_lines", "write_parquet"]
+__all__ = ["result_lines", "write_parquet", "write_parquet_from_jsonl"]
 
 
 def result_lines(result: MediaResult, *, explain: bool) -> list[str]:
@@ -29,7 +29,8 @@ def result_lines(result: MediaResult, *, explain: bool) -> list[str]:
     with ``explain``, by one line per keyframe with its facts and every campaign's decision."""
     if result.error is not None:
         return [json.dumps({"media": result.media, "error": result.error})]
-    lines = [json.dumps(p.to_json()) for p in result.placements]
+    meta = {"metadata": dict(result.metadata)} if result.metadata else {}
+    lines = [json.dumps({**p.to_json(), **meta}) for p in result.placements]
     if explain:
         by_t: dict[float, list[FrameDecision]] = {}
         for d in result.decisions:
@@ -47,10 +48,33 @@ def result_lines(result: MediaResult, *, explain: bool) -> list[str]:
 def write_parquet(path: Path, results: Sequence[MediaResult]) -> None:
     """Placements as a Parquet table (reasons as a JSON string column), written atomically and
     durably (:func:`vision.atomic_write.atomic_write`): a reader never sees half a table."""
+
+    rows = [{**p.to_json(), "metadata": r.metadata} for r in results for p in r.placements]
+    _write_rows(path, rows)
+
+
+def write_parquet_from_jsonl(path: Path, jsonl: Path) -> None:
+    """The Parquet table of every placement line of a scan's JSONL output, atomically.
+
+    Why from the JSONL: it is the checkpointed record of every media done, by this run and by
+    the interrupted runs before a ``--resume``, each exactly once; a table built from it has no
+    missing and no duplicate row whenever the scan was killed (rebuilt at the end of each run,
+    replacing the previous table in one rename).
+    """
+    rows = []
+    with jsonl.open(encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            if "campaign" in rec:
+                rec.setdefault("metadata", None)
+                rows.append(rec)
+    _write_rows(path, rows)
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [p.to_json() for r in results for p in r.placements]
     table = pa.table(
         {
             "media": [r["media"] for r in rows],
@@ -62,6 +86,9 @@ def write_parquet(path: Path, results: Sequence[MediaResult]) -> None:
             "bid_cpm": pa.array([r["bid_cpm"] for r in rows], pa.float64()),
             "advertiser": [r["advertiser"] for r in rows],
             "reasons_json": [json.dumps(r["reasons"]) for r in rows],
+            "metadata_json": pa.array(
+                [json.dumps(r["metadata"]) if r["metadata"] else None for r in rows], pa.string()
+            ),
         }
     )
 

@@ -20,16 +20,19 @@ and the media is scanned like any other; two files that would share an id are re
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from serving.batch.checkpoint import JsonlSink
+from serving.batch.isolated_decode import DecodeLimits, DecodePool
+from serving.batch.manifest import ManifestEntry, ManifestProblem
 from serving.batch.outputs import result_lines
-from serving.media_scan import keyframes_of, place_timeline, printable_name
+from serving.media_scan import Decoder, keyframes_of, place_timeline, printable_name
 from serving.targeter import Targeter
 from targeting.match import FrameDecision
 from targeting.types import Placement
@@ -52,6 +55,7 @@ __all__ = [
     "MediaResult",
     "expand_media",
     "media_id_for",
+    "plan_items",
     "plan_media",
     "printable_name",
     "run_scan",
@@ -83,6 +87,8 @@ class MediaResult:
     error: str | None = None
     keyframes: int = 0
     seconds: float = 0.0
+    metadata: Mapping[str, Any] | None = None
+    """The media's manifest metadata (``--manifest``), carried to its placement lines."""
 
     @property
     def ok(self) -> bool:
@@ -162,6 +168,35 @@ def plan_media(paths: Iterable[Path], media_ids: str = "name") -> list[Path]:
     return files
 
 
+ScanItem = tuple[str, Path, "Mapping[str, Any] | None", "ManifestProblem | None"]
+"""One media to scan: id, file, manifest metadata, and the manifest problem that replaces it."""
+
+
+def plan_items(
+    paths: Iterable[Path],
+    media_ids: str = "name",
+    manifest: Sequence[ManifestEntry | ManifestProblem] = (),
+) -> list[ScanItem]:
+    """Every media of a scan: the files given (:func:`plan_media`), then the manifest's entries
+    and bad lines in manifest order; refuses an id both name (InvalidArgument)."""
+    items: list[ScanItem] = [
+        (media_id_for(p, media_ids), p, None, None) for p in plan_media(paths, media_ids)
+    ]
+    for x in manifest:
+        if isinstance(x, ManifestProblem):
+            items.append((x.media, Path(x.where), None, x))
+        else:
+            items.append((x.media, x.path, dict(x.metadata) or None, None))
+    ids = [m for m, *_ in items]
+    dupes = sorted({m for m in ids if ids.count(m) > 1})
+    if dupes:
+        raise InvalidArgument(
+            f"the media id(s) {', '.join(dupes[:5])} are named both by a file given and by the "
+            "manifest: each media needs its own id"
+        )
+    return items
+
+
 def scan_media(
     targeter: Targeter,
     path: Path,
@@ -170,6 +205,7 @@ def scan_media(
     today: date,
     explain: bool = False,
     on_frame: Callable[[Frame], None] | None = None,
+    decoder: Decoder | None = None,
 ) -> MediaResult:
     """Keyframes -> facts -> placements for one media; every failure becomes an error result.
 
@@ -177,11 +213,12 @@ def scan_media(
     server; here one media's keyframes are batched through the analyzer directly.
 
     ``on_frame`` sees each keyframe as it is decoded (progress inside a long video).
+    ``decoder``: decode elsewhere (a :class:`DecodePool` worker); default in this process.
     """
     start = time.perf_counter()
     shown = printable_name(str(path))  # error texts are JSON lines and terminal output
     try:
-        frames: Iterable[Frame] = keyframes_of(targeter.pipeline, path, media)
+        frames: Iterable[Frame] = keyframes_of(targeter.pipeline, path, media, decoder)
         if on_frame is not None:
             frames = _tap(frames, on_frame)
         snapshot = targeter.snapshot  # the logos and the placements of one rules version
@@ -219,6 +256,8 @@ def run_scan(
     store: PlacementStore | None = None,
     on_result: Callable[[MediaResult], None] | None = None,
     progress: bool = True,
+    decode: DecodeLimits | None = DecodeLimits(),  # noqa: B008 - frozen, shared safely
+    manifest: Sequence[ManifestEntry | ManifestProblem] = (),
 ) -> BatchSummary:
     """Scan every media in order, writing as it goes; see the module doc for the write order.
 
@@ -226,17 +265,23 @@ def run_scan(
     lines are checkpointed (a media that failed keeps what an earlier good scan stored). A
     store that stays locked past its wait raises ``PlacementStoreError``: the scan stops, the
     media in progress is not checkpointed, and ``resume=True`` later redoes it.
+
+    ``decode``: each media is decoded in a worker process held to these limits
+    (:mod:`serving.batch.isolated_decode`); None decodes in this process (debugging).
+    ``manifest``: more media after ``paths`` (:mod:`serving.batch.manifest`); a bad line is
+    that media's error result.
     """
     from tqdm import tqdm
 
-    files = plan_media(paths, media_ids)
+    items = plan_items(paths, media_ids, manifest)
     sink = JsonlSink(out, resume=resume)
+    pool = DecodePool(decode) if decode is not None else None
+    decoder = pool.keyframes if pool is not None else None
     results: list[MediaResult] = []
     skipped: list[str] = []
     try:
-        bar = tqdm(files, unit="media", disable=not progress, dynamic_ncols=True)
-        for path in bar:
-            media = media_id_for(path, media_ids)
+        bar = tqdm(items, unit="media", disable=not progress, dynamic_ncols=True)
+        for media, path, metadata, problem in bar:
             if media in sink.done:
                 skipped.append(media)
                 continue
@@ -250,9 +295,20 @@ def run_scan(
                     shown[0] = now
                     bar.set_postfix_str(f"{name} @ {frame.t:.0f} s")
 
-            result = scan_media(
-                targeter, path, media, today=today, explain=explain, on_frame=on_frame
-            )
+            if problem is not None:
+                result = MediaResult(media, path, error=str(problem))
+            else:
+                result = scan_media(
+                    targeter,
+                    path,
+                    media,
+                    today=today,
+                    explain=explain,
+                    on_frame=on_frame,
+                    decoder=decoder,
+                )
+                if metadata is not None:
+                    result = replace(result, metadata=metadata)
             if store is not None and result.ok:
                 store.replace_media(result.media, result.placements)
             sink.write(media, result_lines(result, explain=explain))
@@ -260,7 +316,11 @@ def run_scan(
             if on_result is not None:
                 on_result(result)
             if result.error:
-                bar.write(f"error: {result.error}")
+                bar.write(f"error: {result.error}", file=sys.stderr)
+            # one line per media checkpointed: a log to follow (and to kill a test scan at)
+            bar.write(f"done {media}: {len(result.placements)} placements", file=sys.stderr)
     finally:
         sink.close()
+        if pool is not None:
+            pool.close()
     return BatchSummary(tuple(results), tuple(skipped))

@@ -7,9 +7,15 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from serving.batch.outputs import write_parquet
-from serving.batch.scan import MEDIA_ID_SCHEMES, MediaResult, plan_media, run_scan
-from serving.commands.arg_types import existing_dir, output_file, positive_seconds
+from serving.batch.isolated_decode import (
+    DEFAULT_DECODE_MEMORY_MB,
+    DEFAULT_DECODE_TIMEOUT_S,
+    DecodeLimits,
+)
+from serving.batch.manifest import ManifestEntry, ManifestProblem, read_manifest
+from serving.batch.outputs import write_parquet_from_jsonl
+from serving.batch.scan import MEDIA_ID_SCHEMES, MediaResult, plan_items, run_scan
+from serving.commands.arg_types import existing_dir, output_file, positive_int, positive_seconds
 from serving.commands.model_options import (
     add_model_options,
     check_model_options,
@@ -35,7 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
             "checkpointed, so --resume redoes it)."
         ),
     )
-    p.add_argument("media", nargs="+", type=Path, help="video/image files or directories")
+    p.add_argument(
+        "media", nargs="*", type=Path, help="video/image files or directories (recursive)"
+    )
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help='also scan the media a manifest lists: JSONL {"media_id", "path", ...} or CSV '
+        "with a media_id,path,... header; paths relative to the manifest, other fields carried "
+        "as metadata; a bad line is reported as FILE:LINE and becomes that media's error line",
+    )
     p.add_argument(
         "--rules", type=existing_dir, required=True, help="rules directory (campaigns/, brands/)"
     )
@@ -79,13 +95,52 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="day the campaigns' flight dates are checked against (default: today)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--decode-timeout",
+        type=positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="decode time allowed per media, plus the video's own duration (default "
+        f"{DEFAULT_DECODE_TIMEOUT_S:g}); past it the decoder is killed and the media gets an "
+        "error line",
+    )
+    p.add_argument(
+        "--decode-memory-mb",
+        type=positive_int,
+        default=None,
+        metavar="MB",
+        help=f"memory the decode worker may use beyond its start-up size (default "
+        f"{DEFAULT_DECODE_MEMORY_MB}); past it the media gets an error line",
+    )
+    p.add_argument(
+        "--decode-in-process",
+        action="store_true",
+        help="decode in the scan's own process, without the isolation (debugging)",
+    )
     add_model_options(p)
     p.set_defaults(func=run)
 
 
-def check(args: argparse.Namespace) -> None:
-    """What the argument types cannot see alone; raises InvalidArgument before any work."""
+def check(args: argparse.Namespace) -> list[ManifestEntry | ManifestProblem]:
+    """What the argument types cannot see alone; raises InvalidArgument before any work.
+    Returns the manifest's entries and bad lines (in file order), the bad lines printed."""
     check_model_options(args)
+    if not args.media and args.manifest is None:
+        raise InvalidArgument("nothing to scan: give media files or directories, or --manifest")
+    if args.decode_in_process:
+        flags = [
+            flag
+            for flag, value in (
+                ("--decode-timeout", args.decode_timeout),
+                ("--decode-memory-mb", args.decode_memory_mb),
+            )
+            if value is not None
+        ]
+        if flags:
+            raise InvalidArgument(
+                f"{' and '.join(flags)} limit the isolated decoder, but --decode-in-process "
+                "decodes without it"
+            )
     outputs = {"--out": args.out, "--parquet": args.parquet, "--store": args.store}
     given = {name: p.absolute() for name, p in outputs.items() if p is not None}
     seen: dict[Path, str] = {}
@@ -93,7 +148,25 @@ def check(args: argparse.Namespace) -> None:
         if p in seen:
             raise InvalidArgument(f"{seen[p]} and {name} name the same file {p}")
         seen[p] = name
-    plan_media(args.media, args.media_id)  # media ids that collide or are too long
+    manifest: list[ManifestEntry | ManifestProblem] = []
+    if args.manifest is not None:
+        entries, problems = read_manifest(args.manifest)
+        for problem in problems:
+            print(f"onscreen scan: {problem}", file=sys.stderr)
+        manifest = [*entries, *problems]
+        manifest.sort(key=lambda x: int(x.where.rsplit(":", 1)[1]))  # file order
+    plan_items(args.media, args.media_id, manifest)  # media ids that collide or are too long
+    return manifest
+
+
+def decode_limits(args: argparse.Namespace) -> DecodeLimits | None:
+    """The decode worker's limits from the flags; None with --decode-in-process."""
+    if args.decode_in_process:
+        return None
+    return DecodeLimits(
+        timeout_s=args.decode_timeout or DEFAULT_DECODE_TIMEOUT_S,
+        memory_mb=args.decode_memory_mb or DEFAULT_DECODE_MEMORY_MB,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     from targeting.rules_loader import load_rules
     from vision.pipeline import build_pipeline
 
-    check(args)  # fail before loading models
+    manifest = check(args)  # fail before loading models
     rules = load_rules(args.rules)
     cfg = pipeline_config_for_rules(args, rules)
     store = None
@@ -129,12 +202,14 @@ def run(args: argparse.Namespace) -> int:
             media_ids=args.media_id,
             progress=not args.quiet,
             store=store,
+            decode=decode_limits(args),
+            manifest=manifest,
         )
     finally:
         if store is not None:
             store.close()
     if args.parquet:
-        write_parquet(args.parquet, summary.results)
+        write_parquet_from_jsonl(args.parquet, args.out)  # every media done, once (resume too)
     n_place = sum(len(r.placements) for r in summary.results)
     skipped = f", {len(summary.skipped)} already done" if summary.skipped else ""
     print(

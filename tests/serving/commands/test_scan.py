@@ -82,6 +82,9 @@ def no_models(monkeypatch: pytest.MonkeyPatch) -> None:
         (["--semantic", "big"], "argument --semantic: invalid choice: 'big'"),
         (["--random-weights", "--semantic", "off"], "--random-weights (random CLIP) and --semantic off contradict each other"),
         (["--parquet", "{tmp}/o.jsonl"], "--out and --parquet name the same file"),
+        (["--decode-timeout", "0"], "argument --decode-timeout: must be a finite number of seconds > 0, got '0'"),
+        (["--decode-memory-mb", "0"], "argument --decode-memory-mb: must be a whole number >= 1, got '0'"),
+        (["--decode-in-process", "--decode-timeout", "5"], "--decode-timeout limit the isolated decoder, but --decode-in-process decodes without it"),
     ],
 )  # fmt: skip
 def test_bad_arguments_exit_2_with_one_line_before_any_work(
@@ -338,4 +341,81 @@ def test_a_detector_for_other_brands_is_refused_at_start(
         "onscreen scan: error: --logo-detector: logo detector logos-examples.pt was trained for "
         "brands [acme, rival] but the rules name [acme, beanery, rival]; retrain it: `onscreen "
         f"train-logos RULES_DIR --out {tiny_logo_detector}`\n"
+    )
+
+
+def test_hostile_files_cost_one_error_line_and_normal_ones_match_in_process(
+    tmp_path: Path, clip: Path, real_images: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder that hangs, one that aborts: an error line each within the time limit, the
+    media after them scanned; the placements of the normal media are byte-identical to the
+    in-process decoder's."""
+    import shutil
+
+    from serving.batch.isolated_decode import TEST_HOOK_ENV
+
+    media = tmp_path / "media"
+    media.mkdir()
+    for name in ("a-hang.mp4", "b-abort.mp4", "c.mp4"):
+        shutil.copy(clip, media / name)
+    shutil.copy(real_images["zidane"], media / "d.jpg")
+    monkeypatch.setenv(TEST_HOOK_ENV, "a-hang.mp4:hang,b-abort.mp4:abort")
+    rules = face_rules(tmp_path / "rules")
+    isolated, in_process = tmp_path / "iso.jsonl", tmp_path / "inp.jsonl"
+    start = time.monotonic()
+    assert scan(media, "--rules", rules, "--out", isolated, "--decode-timeout", "3") == 0
+    assert time.monotonic() - start < 90
+    lines = lines_of(isolated)
+    errors = {x["media"]: x["error"] for x in lines if "error" in x}
+    assert errors == {
+        "a-hang.mp4": f"{media / 'a-hang.mp4'}: decoding took over 3 s, the decode time limit: "
+        "stopped (a broken or hostile file?)",  # it hangs before its header says 2 s more
+        "b-abort.mp4": f"{media / 'b-abort.mp4'}: the decoder crashed on this file (it was "
+        "killed by SIGABRT)",
+    }
+    assert {x["media"] for x in lines if "campaign" in x} == {"c.mp4", "d.jpg"}
+    monkeypatch.delenv(TEST_HOOK_ENV)
+    for name in ("a-hang.mp4", "b-abort.mp4"):
+        (media / name).unlink()
+    assert scan(media, "--rules", rules, "--out", in_process, "--decode-in-process") == 0
+    good = [x for x in isolated.read_bytes().splitlines() if b'"error"' not in x]
+    assert good == in_process.read_bytes().splitlines() and len(good) == 2
+
+
+def test_a_manifest_scans_its_media_with_metadata_and_reports_bad_lines(
+    tmp_path: Path, clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pyarrow.parquet as pq
+
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "z.mp4").write_bytes(clip.read_bytes())
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(
+        '{"media_id": "ep-1", "path": "v/z.mp4", "show": "Football", "season": 3}\n'
+        '{"media_id": "ep-2"}\n'
+    )
+    out, parquet = tmp_path / "o.jsonl", tmp_path / "p.parquet"
+    rules = face_rules(tmp_path / "rules")
+    code = scan("--manifest", manifest, "--rules", rules, "--out", out, "--parquet", parquet)
+    assert code == 0
+    bad = f"{manifest}:2: path must be a non-empty string, got None"
+    assert f"onscreen scan: {bad}\n" in capsys.readouterr().err
+    placed, error = lines_of(out)
+    assert (placed["media"], placed["campaign"]) == ("ep-1", "presenter")
+    assert placed["metadata"] == {"show": "Football", "season": 3}
+    assert error == {"media": "ep-2", "error": bad}
+    (row,) = pq.read_table(parquet).to_pylist()
+    assert json.loads(row["metadata_json"]) == {"show": "Football", "season": 3}
+
+
+def test_an_unreadable_manifest_exits_2_before_any_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_models: None
+) -> None:
+    rules = face_rules(tmp_path / "rules")
+    gone = tmp_path / "gone.csv"
+    assert scan("--manifest", gone, "--rules", rules, "--out", tmp_path / "o.jsonl") == 2
+    assert capsys.readouterr().err == f"onscreen scan: error: {gone}: no such manifest\n"
+    assert exit_code(["scan", "--rules", str(rules), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert (
+        "nothing to scan: give media files or directories, or --manifest" in capsys.readouterr().err
     )
