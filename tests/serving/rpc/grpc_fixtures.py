@@ -147,3 +147,14 @@ def start_serve(*args: str, wait_s: float = 120.0) -> ServeProcess:
             return ServeProcess(proc, line.rsplit("serving on ", 1)[1].strip(), lines, reader)
     proc.kill()
     raise AssertionError("no 'serving on' line: " + "".join(lines))
+
+
+def code_of(call: Callable[[], object]) -> tuple[Any, str]:
+    """(code, details) of a finished call or raised RpcError."""
+    import grpc
+
+    try:
+        call()
+    except grpc.RpcError as e:
+        return e.code(), e.details() or ""
+    return grpc.StatusCode.OK, ""

@@ -18,7 +18,7 @@ from serving._proto.onscreen.v1 import targeting_pb2, targeting_pb2_grpc
 from serving.targeter import Targeter
 from targeting.rules_loader import load_rules
 from tests.conftest import read_rgb
-from tests.serving.rpc.grpc_fixtures import ServerThread, jpeg, local_config, with_logo, write_rules
+from tests.serving.rpc.grpc_fixtures import jpeg, local_config, with_logo, write_rules
 from vision.errors import RulesError
 from vision.types import Frame
 
@@ -37,13 +37,6 @@ def pipeline(tmp_path_factory):
 def pin(real_images) -> tuple[bytes, Frame]:
     image, _ = with_logo(read_rgb(real_images["bus"]), "rival")
     return jpeg(image), Frame("pin", 0.0, image, reason="image")
-
-
-@pytest.fixture(scope="module")
-def loop():
-    st = ServerThread()
-    yield st
-    st.close()
 
 
 def _png_header(width: int, height: int) -> bytes:

@@ -34,7 +34,7 @@ from serving.rpc.handlers import resolve_media_path
 from serving.rpc.server import SERVICE_NAMES
 from tests.conftest import REPO, read_rgb
 from tests.serving.rpc.grpc_fixtures import (
-    ServerThread,
+    code_of,
     jpeg,
     local_config,
     start_serve,
@@ -87,13 +87,6 @@ def pipeline(world):
 
 
 @pytest.fixture(scope="module")
-def loop():
-    st = ServerThread()
-    yield st
-    st.close()
-
-
-@pytest.fixture(scope="module")
 def server(world, pipeline, loop):
     cfg = local_config(
         world["rules"],
@@ -116,15 +109,6 @@ def channel(server):
 @pytest.fixture(scope="module")
 def targeting(channel):
     return targeting_pb2_grpc.TargetingStub(channel)
-
-
-def code_of(call) -> tuple[grpc.StatusCode, str]:
-    """(code, details) of a finished call or raised RpcError."""
-    try:
-        call()
-    except grpc.RpcError as e:
-        return e.code(), e.details() or ""
-    return OK, ""
 
 
 def health_status(channel, service: str = "") -> int:

@@ -26,7 +26,7 @@ from serving._proto.onscreen.v1 import (
     visual_search_pb2_grpc,
 )
 from tests.conftest import fetched_weights, read_rgb
-from tests.serving.rpc.grpc_fixtures import ServerThread, jpeg, local_config, write_rules
+from tests.serving.rpc.grpc_fixtures import code_of, jpeg, local_config, write_rules
 from vision.errors import CatalogError
 
 PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "camera")
@@ -39,14 +39,6 @@ def _skimage(name: str) -> Path:
 
     data = Path(skimage.__file__).parent / "data"
     return next(p for p in (data / f"{name}.png", data / f"{name}.jpg") if p.is_file())
-
-
-def code_of(call) -> tuple[grpc.StatusCode, str]:  # noqa: ANN001
-    try:
-        call()
-    except grpc.RpcError as exc:
-        return exc.code(), exc.details()
-    return C.OK, ""
 
 
 def centre_crop(image: np.ndarray, keep: float = 0.6) -> np.ndarray:
@@ -101,13 +93,6 @@ def world(tmp_path_factory, features):
     root = tmp_path_factory.mktemp("visual-search")
     rules = write_rules(root / "rules")
     return {"root": root, "rules": rules, "catalog": build_catalog_dir(root, features)}
-
-
-@pytest.fixture(scope="module")
-def loop():
-    thread = ServerThread()
-    yield thread
-    thread.close()
 
 
 @pytest.fixture(scope="module")
