@@ -21,7 +21,6 @@ thresholds are translated (``vision.semantic.translate_threshold``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from collections.abc import Sequence
@@ -37,6 +36,7 @@ from vision.errors import ModelError, WeightsError
 from vision.image_decode import read_image_file
 from vision.semantic import ScoreScale
 from vision.types import check_rgb_batch
+from vision.weights.verify import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ class LiteModel:
         self._top_t = top_t
         self._batch = batch_size
         self._visual_dim = FEATURES
-        img_sha = image_sha256 or _sha256(image_weights)
-        txt_sha = text_sha256 or _sha256(text_weights)
+        img_sha = image_sha256 or sha256_file(Path(image_weights))
+        txt_sha = text_sha256 or sha256_file(Path(text_weights))
         self._model_id = f"lite-conse-t{top_t}-centred@{img_sha[:12]}+{txt_sha[:12]}"
         names = _imagenet_classes()
         raw = self._text.encode(list(names)).astype(np.float64)
@@ -232,14 +232,6 @@ class LiteModel:
         conse = (p[..., None] * self._classes[idx]).sum(dim=1)  # (N, 384)
         conse = F.normalize(conse, dim=1)
         return conse.numpy().astype(np.float32), F.normalize(feats, dim=1).numpy()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_lite_model(device: str = "auto") -> LiteModel:
