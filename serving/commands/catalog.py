@@ -26,16 +26,12 @@ ModelFactory = Callable[[argparse.Namespace], VisualModel]
 
 def semantic_visual_model(args: argparse.Namespace) -> VisualModel:
     """The semantic model the flags name, as the catalog's visual feature."""
-    from vision.errors import InvalidArgument
-    from vision.semantic import SemanticChoice, load_semantic_model
+    from serving.commands.model_options import semantic_of_flags
+    from vision.semantic import load_semantic_model
 
-    if args.random_weights and args.semantic not in (None, "clip"):
-        raise InvalidArgument(
-            f"--random-weights (random CLIP) and --semantic {args.semantic} contradict each "
-            "other: pick one"
-        )
-    choice: SemanticChoice = "random" if args.random_weights else (args.semantic or "auto")
-    model = load_semantic_model(choice, device=args.device)
+    model = load_semantic_model(
+        semantic_of_flags(args.semantic, args.random_weights), device=args.device
+    )
     assert model is not None
     return VisualFeatures(model)
 

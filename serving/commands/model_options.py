@@ -87,11 +87,7 @@ def check_model_options(args: argparse.Namespace) -> None:
     Each value is checked by its ``type=`` when parsed; this checks them together (and again
     the values, for a Namespace built by hand), so a command calls it before any work.
     """
-    if args.random_weights and args.semantic not in (None, "clip"):
-        raise InvalidArgument(
-            f"--random-weights (random CLIP) and --semantic {args.semantic} contradict each "
-            "other: pick one"
-        )
+    semantic_of_flags(args.semantic, args.random_weights)
     if args.clip_int8 and args.semantic in ("lite", "off"):
         raise InvalidArgument(
             f"--clip-int8 quantizes CLIP, but --semantic {args.semantic} runs no CLIP: pick one"
@@ -133,14 +129,24 @@ def check_logo_detector_for(args: argparse.Namespace, brands: list[str], what: s
         raise InvalidArgument(f"--logo-detector: {exc}") from None
 
 
-def semantic_choice(args: argparse.Namespace) -> SemanticChoice:
-    """The semantic model the flags ask for: ``random`` for --random-weights, else --semantic
-    (``auto`` when not given)."""
-    check_model_options(args)
-    if args.random_weights:
-        return "random"
-    choice: SemanticChoice = args.semantic or "auto"
+def semantic_of_flags(semantic: str | None, random_weights: bool) -> SemanticChoice:
+    """``random`` for --random-weights, else --semantic (``auto`` when not given); the two
+    flags together only as ``--semantic clip --random-weights`` (InvalidArgument otherwise).
+    Shared by the analysis commands and ``onscreen catalog``."""
+    if random_weights and semantic not in (None, "clip"):
+        raise InvalidArgument(
+            f"--random-weights (random CLIP) and --semantic {semantic} contradict each "
+            "other: pick one"
+        )
+    choice: SemanticChoice = "random" if random_weights else (semantic or "auto")  # type: ignore[assignment]
     return choice
+
+
+def semantic_choice(args: argparse.Namespace) -> SemanticChoice:
+    """The semantic model the flags ask for (``semantic_of_flags``), after every model option
+    is checked together."""
+    check_model_options(args)
+    return semantic_of_flags(args.semantic, args.random_weights)
 
 
 def pipeline_config_from_args(
