@@ -43,16 +43,10 @@ def analyze_set() -> list[tuple[SafeItem, list[FrameFacts]]]:
     from vision.detectors import face_safety_detector
     from vision.lite import load_lite_model
     from vision.media import load_frames
-    from vision.pipeline import safety_logit_scale
     from vision.safety import SafetyScorer
-    from vision.safety_classes import NEUTRAL_PROMPTS
 
     lite = load_lite_model("cpu")
-    scorer = SafetyScorer(
-        lite,
-        neutral_prompts=NEUTRAL_PROMPTS + lite.neutral_texts,
-        logit_scale=safety_logit_scale(lite),
-    )
+    scorer = SafetyScorer.for_model(lite)
     analyzer = Analyzer(semantic=lite, detector=face_safety_detector(device="cpu"), safety=scorer)
     return [(it, list(analyzer.analyze(load_frames(it.path)))) for it in safety_set()]
 

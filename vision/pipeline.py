@@ -36,7 +36,6 @@ from vision.errors import WeightsError
 from vision.keyframes import KeyframeConfig
 from vision.logo_fusion import DetectorSettings
 from vision.semantic import (
-    CLIP_SCALE,
     SEMANTIC_CHOICES,
     SemanticChoice,
     SemanticModel,
@@ -168,20 +167,9 @@ def _load_semantic(cfg: PipelineConfig, notices: list[str]) -> SemanticModel | N
     return model
 
 
-def safety_logit_scale(model: SemanticModel) -> float:
-    """The prompt softmax's temperature for ``model``: CLIP's trained logit scale (100), scaled
-    by how much wider the model's cosines spread than CLIP's, so a safety class needs the same
-    *relative* margin over the neutral prompts under every model."""
-    from vision.safety import CLIP_LOGIT_SCALE
-
-    span = model.score_scale.strong - model.score_scale.unrelated
-    return CLIP_LOGIT_SCALE * (CLIP_SCALE.strong - CLIP_SCALE.unrelated) / span
-
-
 def build_pipeline(cfg: PipelineConfig) -> Pipeline:
     """Load every configured model once and wire them into an Analyzer."""
     from vision.safety import SafetyScorer
-    from vision.safety_classes import NEUTRAL_PROMPTS
     from vision.vocabulary import ConceptVocabulary
 
     notices: list[str] = []
@@ -215,15 +203,7 @@ def build_pipeline(cfg: PipelineConfig) -> Pipeline:
         concepts = index
         iab_ids = tuple(index.vocabulary.ids)
         iab_matrix = index.matrix
-    safety = (
-        SafetyScorer(
-            semantic,
-            neutral_prompts=NEUTRAL_PROMPTS + semantic.neutral_texts,
-            logit_scale=safety_logit_scale(semantic),
-        )
-        if semantic is not None
-        else SafetyScorer(None)
-    )
+    safety = SafetyScorer.for_model(semantic)
     ocr = None
     if cfg.ocr:
         from vision.ocr import text_reader

@@ -40,7 +40,7 @@ from vision.safety_classes import (
     SAFETY_CLASSES,
     SafetyClass,
 )
-from vision.semantic import SemanticModel, check_embeddings
+from vision.semantic import CLIP_SCALE, SemanticModel, check_embeddings
 from vision.types import Detection, SafetyFlag
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,14 @@ CLIP_LOGIT_SCALE = 100.0
 """Temperature of the prompt softmax: the logit scale CLIP models are trained to (clamped 100)."""
 DEFAULT_CLIP_FLAG_FLOOR = 0.05
 """CLIP classes scoring below this probability are not emitted (noise, never near a threshold)."""
+
+
+def logit_scale_for(model: SemanticModel) -> float:
+    """The prompt softmax's temperature for ``model``: CLIP's trained logit scale (100), scaled
+    by how much wider the model's cosines spread than CLIP's, so a safety class needs the same
+    *relative* margin over the neutral prompts under every model."""
+    span = model.score_scale.strong - model.score_scale.unrelated
+    return CLIP_LOGIT_SCALE * (CLIP_SCALE.strong - CLIP_SCALE.unrelated) / span
 
 
 class SafetyScorer:
@@ -145,6 +153,19 @@ class SafetyScorer:
             self._opinion = check_embeddings(
                 embedder.embed_texts(opinion_prompts), embedder.dim, "prompt embeddings"
             ).astype(np.float64)
+
+    @classmethod
+    def for_model(cls, model: SemanticModel | None) -> SafetyScorer:
+        """The scorer a pipeline runs with ``model``: the shared neutral prompts plus the
+        model's own ``neutral_texts``, at ``logit_scale_for(model)``; detector classes only
+        without a model."""
+        if model is None:
+            return cls(None)
+        return cls(
+            model,
+            neutral_prompts=NEUTRAL_PROMPTS + model.neutral_texts,
+            logit_scale=logit_scale_for(model),
+        )
 
     @property
     def categories(self) -> tuple[str, ...]:

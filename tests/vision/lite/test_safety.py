@@ -12,18 +12,13 @@ import pytest
 from bench.semantic_set import SET, load
 from vision.lite import LiteModel
 from vision.lite.model import EVIDENCE_CLASSES, _imagenet_classes
-from vision.pipeline import safety_logit_scale
 from vision.safety import SafetyScorer
-from vision.safety_classes import NEUTRAL_PROMPTS, SAFETY_BY_NAME
+from vision.safety_classes import SAFETY_BY_NAME
 
 
 @pytest.fixture(scope="module")
 def scorer(lite: LiteModel) -> SafetyScorer:
-    return SafetyScorer(
-        lite,
-        neutral_prompts=NEUTRAL_PROMPTS + lite.neutral_texts,
-        logit_scale=safety_logit_scale(lite),
-    )
+    return SafetyScorer.for_model(lite)  # what the pipeline runs
 
 
 def test_evidence_classes_are_imagenet_names_left_out_of_the_neutrals(lite: LiteModel) -> None:
