@@ -28,6 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -105,6 +107,61 @@ def _is_busy(e: sqlite3.OperationalError) -> bool:
     if code is not None:
         return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     return "locked" in str(e) or "busy" in str(e)
+
+
+_NEARLY_FULL_BYTES = 1 << 20
+"""Free space under which an I/O error is read as "the disk is full": SQLite reports ENOSPC
+while writing the WAL as SQLITE_IOERR (not SQLITE_FULL), so the free space tells."""
+
+
+def _primary_code(e: sqlite3.Error) -> int | None:
+    code = getattr(e, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def on_readonly_filesystem(path: str | Path) -> bool:
+    """True when ``path`` (or, if it does not exist yet, its nearest existing parent) lies on a
+    file system mounted read-only: there a store can be read, never written."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _nearly_full(directory: Path) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < _NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def _disk_cause(e: sqlite3.Error, path: Path) -> str | None:
+    """What the disk did to this SQLite call, in words a user can act on, or None when the
+    error is not about the disk (a broken file, a lock: those have their own messages)."""
+    code = _primary_code(e)
+    directory = path.absolute().parent
+    if code == sqlite3.SQLITE_FULL or (code == sqlite3.SQLITE_IOERR and _nearly_full(directory)):
+        return f"the disk holding {directory} is full (free space there, then retry)"
+    if code == sqlite3.SQLITE_READONLY or on_readonly_filesystem(path):
+        return (
+            f"{directory} is read-only (a read-only mount or file permissions): "
+            "make it writable, or store elsewhere"
+        )
+    if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
+        return f"the disk holding {directory} failed an I/O operation (SQLite says: {e})"
+    return None
+
+
+def _has_wal_content(path: Path) -> bool:
+    """A ``-wal`` file with frames in it: commits not yet copied into the main file, which an
+    ``immutable`` open would not see."""
+    try:
+        return Path(f"{path}-wal").stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def _check_media_id(media_id: str) -> None:
@@ -200,8 +257,18 @@ class PlacementStore:
                 raise PlacementStoreError(
                     f"placement store {self.path} does not exist: run a scan that writes it first"
                 )
+        elif on_readonly_filesystem(self.path):
+            raise PlacementStoreError(
+                f"placement store {self.path} is on a read-only file system: it cannot be "
+                "written there; store elsewhere, or open it read-only to serve lookups"
+            )
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise PlacementStoreError(
+                    f"cannot create the directory of placement store {self.path}: {e.strerror or e}"
+                ) from e
         self._conn()  # open now: a bad file fails here, not on the first request
 
     # --- connections ---------------------------------------------------------------------------
@@ -209,7 +276,13 @@ class PlacementStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             if self.readonly:
-                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                # On a read-only mount SQLite cannot create the -shm file WAL readers need;
+                # ``immutable`` reads the main file without it, which is exact as long as no
+                # commit waits in a -wal file (nothing can write there to add one).
+                immutable = on_readonly_filesystem(self.path) and not _has_wal_content(self.path)
+                uri = f"{self.path.resolve().as_uri()}?mode=ro" + (
+                    "&immutable=1" if immutable else ""
+                )
                 conn = sqlite3.connect(
                     uri, uri=True, timeout=self._busy_timeout_s, isolation_level=None,
                     check_same_thread=False,
@@ -220,7 +293,9 @@ class PlacementStore:
                     check_same_thread=False,
                 )  # fmt: skip
         except sqlite3.Error as e:
-            raise PlacementStoreError(f"cannot open placement store {self.path}: {e}") from e
+            raise PlacementStoreError(
+                f"cannot open placement store {self.path}: {_disk_cause(e, self.path) or e}"
+            ) from e
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
             if not self.readonly:
@@ -229,6 +304,11 @@ class PlacementStore:
             self._check_schema(conn)
         except sqlite3.OperationalError as e:
             conn.close()
+            cause = _disk_cause(e, self.path)
+            if cause is not None:
+                raise PlacementStoreError(
+                    f"cannot open placement store {self.path}: {cause}"
+                ) from e
             if not _is_busy(e):
                 raise PlacementStoreError(
                     f"{self.path} is not a placement store (SQLite says: {e}); "
@@ -374,9 +454,27 @@ class PlacementStore:
             )
             conn.executemany("INSERT INTO placements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._rollback(conn)
+            raise PlacementStoreError(
+                f"cannot store the scan of {media_id!r} in {self.path}: "
+                f"{_disk_cause(e, self.path) or e}; nothing of it was written (its previous "
+                "scan, if any, is kept): fix that, then rerun (a scan: with --resume)"
+            ) from e
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        """Roll back if a transaction is still open. SQLite ends it by itself on some errors
+        (a full disk among them); a ROLLBACK then would raise "no transaction is active" and
+        hide the error that matters."""
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as e:  # the connection is unusable; the original error stands
+                log.warning("placement store: rollback failed: %s", e)
 
     def _begin_write(self, conn: sqlite3.Connection, media_id: str) -> None:
         """Take the write lock (BEGIN IMMEDIATE), waiting for another writer within bounds.
@@ -394,7 +492,8 @@ class PlacementStore:
             except sqlite3.OperationalError as e:
                 if not _is_busy(e):
                     raise PlacementStoreError(
-                        f"cannot write placement store {self.path}: {e}"
+                        f"cannot write placement store {self.path}: "
+                        f"{_disk_cause(e, self.path) or e}"
                     ) from e
                 waited = time.monotonic() - start
                 if waited >= self._write_wait_s:

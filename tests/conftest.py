@@ -110,3 +110,13 @@ def tiny_logo_detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
         progress=False,
     )
     return result.weights
+
+
+@pytest.fixture(scope="module")
+def loop():
+    """One asyncio loop thread per test module, running its gRPC servers (rpc, faults)."""
+    from tests.serving.rpc.grpc_fixtures import ServerThread
+
+    thread = ServerThread()
+    yield thread
+    thread.close()

@@ -61,7 +61,7 @@ from serving._proto.onscreen.v1 import (
     visual_search_pb2,
     visual_search_pb2_grpc,
 )
-from serving.placement_store import PlacementStore
+from serving.placement_store import PlacementStore, on_readonly_filesystem
 from serving.rpc.auth import HEALTH_SERVICE, ApiKeyInterceptor
 from serving.rpc.batcher import MicroBatcher
 from serving.rpc.config import (
@@ -347,6 +347,20 @@ def _load_rules(
     return box[0], holder
 
 
+def open_store(path: Path) -> PlacementStore:
+    """The server's placement store: read-write, or read-only (with a warning) when its file
+    lies on a read-only mount, so a server whose store disk went read-only still answers
+    lookups; ScanVideo with store=true is then refused with FAILED_PRECONDITION."""
+    if on_readonly_filesystem(path):
+        log.warning(
+            "placement store %s is on a read-only file system: serving lookups from it, "
+            "ScanVideo with store=true will be refused",
+            path,
+        )
+        return PlacementStore(path, readonly=True)
+    return PlacementStore(path)
+
+
 async def start_server(
     config: ServerConfig,
     *,
@@ -361,7 +375,7 @@ async def start_server(
     ``RunningServer.wait_ready``). Raises StartupError when the port or TLS files fail.
     """
     metrics = ServerMetrics()
-    store = PlacementStore(config.store) if config.store is not None else None
+    store = open_store(config.store) if config.store is not None else None
     core = ServerCore(config, metrics, store)
     interceptors: list[grpc.aio.ServerInterceptor] = []
     if config.api_key is not None:

@@ -203,6 +203,11 @@ class TargetingServicer(targeting_pb2_grpc.TargetingServicer):
             raise FailedPrecondition(
                 "store=true, but this server has no placement store: start it with --store PATH"
             )
+        if start.store and self.core.store is not None and self.core.store.readonly:
+            raise FailedPrecondition(
+                "store=true, but this server's placement store is read-only (its disk is "
+                "mounted read-only): scan without store, or make the store writable and restart"
+            )
         deadline = deadline_of(context)
         source = start.WhichOneof("source")
         tmp: Path | None = None
