@@ -9,7 +9,8 @@ mismatch with a message naming both brand lists.
 The card is ``<weights>.json`` (``logos-acme.pt`` -> ``logos-acme.pt.json``)::
 
     {"format": 1, "weights_sha256": "...", "classes": ["acme", "rival"],
-     "brands_fingerprint": "...", "architecture": "yolov8n.yaml", "pretrained": false,
+     "brands_fingerprint": "...", "architecture": "yolov8n.yaml", "pretrained": true,
+     "derived_from": "nudenet-320n", "license": "AGPL-3.0",
      "imgsz": 320, "epochs": 15, "n_images": 400, "seed": 0, "trained_at": "2026-...Z",
      "train_seconds": 812.3, "metrics": {"mAP50": 0.41, ...}}
 """
@@ -90,6 +91,10 @@ class DetectorCard:
     seed: int = 0
     train_seconds: float = 0.0
     metrics: Mapping[str, float] = field(default_factory=dict)
+    derived_from: str = ""
+    """The weights-manifest model training started from ("" from scratch)."""
+    license: str = ""
+    """The licence the detector inherits from ``derived_from`` ("": none inherited)."""
     format: int = CARD_FORMAT
 
     def __post_init__(self) -> None:
@@ -143,6 +148,8 @@ class DetectorCard:
                 seed=int(data.get("seed", 0)),
                 train_seconds=float(data.get("train_seconds", 0.0)),
                 metrics={str(k): float(v) for k, v in dict(data.get("metrics", {})).items()},
+                derived_from=str(data.get("derived_from", "")),
+                license=str(data.get("license", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{path}: malformed logo detector card ({exc}); {hint}") from None
@@ -190,6 +197,8 @@ def register_detector(
     metrics: Mapping[str, float] | None = None,
     architecture: str = "yolov8n.yaml",
     pretrained: bool = False,
+    derived_from: str = "",
+    license: str = "",
 ) -> DetectorCard:
     """Write the card of a YOLO weights file trained for ``brands`` (class k = brands[k]).
 
@@ -213,6 +222,8 @@ def register_detector(
         seed=int(seed),
         train_seconds=round(float(train_seconds), 1),
         metrics=dict(metrics or {}),
+        derived_from=derived_from,
+        license=license,
     )
     card.write(weights)
     return card

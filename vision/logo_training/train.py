@@ -1,11 +1,13 @@
 """Train a YOLO logo detector for a brands directory, offline, and register it with a card.
 
-What is trained: ultralytics' **yolov8n architecture from its bundled ``yolov8n.yaml``, from
-scratch** (random initialisation). No pretrained checkpoint is reachable here (the COCO
-``yolov8n.pt`` lives on GitHub releases, which this project may not download from, and the
-weights manifest names none), so the detector learns everything from the synthetic frames of
-:mod:`vision.logo_training.compose`. From scratch it needs more epochs than fine-tuning would:
-the tiny runs the tests do prove the path works, not that the model is good.
+What is trained: ultralytics' **yolov8n architecture** (its bundled ``yolov8n.yaml``),
+**started from the weights of NudeNet's YOLOv8n** (``nudenet-320n`` in the weights manifest:
+the same architecture trained on real photos; :mod:`vision.logo_training.pretrained`), with
+only the class head's last layer fresh. No COCO checkpoint is reachable (GitHub releases are
+not). ``from_scratch=True`` starts from random weights instead: on a CPU budget that learns
+nothing (mAP50 0.000 after 10 epochs, where the pretrained start reaches ~0.5 in 6; see
+BENCHMARKS.md). A detector started from NudeNet's weights is derived from an AGPL-3.0 model:
+its card says so (``derived_from``, ``license``).
 
 Nothing is downloaded. ultralytics reaches for the network in three places during training,
 each closed here: its data-set check calls ``check_font("Arial.ttf")`` (a download unless the
@@ -39,17 +41,44 @@ from vision.brands import BrandRefs, load_brands
 from vision.errors import ModelError
 from vision.logo_training.backgrounds import load_backgrounds, training_split
 from vision.logo_training.compose import ComposeConfig, YoloDataset, write_yolo_dataset
+from vision.logo_training.pretrained import (
+    ARCHITECTURE,
+    INIT_LICENSE,
+    INIT_WEIGHTS,
+    pretrained_checkpoint,
+)
 from vision.logo_training.registry import DetectorCard, file_sha256, register_detector
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURE = "yolov8n.yaml"
-"""ultralytics' bundled model config trained from scratch (no checkpoint is reachable)."""
+CALIBRATION_IMAGES = 32
+"""Backgrounds the pretrained start's BatchNorm statistics are recalibrated on."""
 
-DEFAULT_EPOCHS = 60
-DEFAULT_IMGSZ = 640
-DEFAULT_IMAGES = 2000
-DEFAULT_BATCH = 16
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a training run does when the caller does not say: per device, because the
+    run that suits a GPU (hours of CPU) is not one a user should wait for on a laptop."""
+
+    epochs: int
+    images: int
+    imgsz: int
+    batch: int
+
+
+BUDGETS = {
+    # ~6 min on 2 CPU cores from the pretrained start (mAP50 ~0.5 on the examples' brands)
+    "cpu": Budget(epochs=6, images=250, imgsz=320, batch=16),
+    # minutes on one GPU; the size that keeps logos down to 3% of the width a few px wide
+    "cuda": Budget(epochs=60, images=4000, imgsz=640, batch=32),
+}
+
+
+def default_budget(device: str) -> Budget:
+    """The training budget used for ``device`` when epochs/images/imgsz/batch are not given."""
+    return BUDGETS["cuda" if device.strip().lower().startswith("cuda") else "cpu"]
+
+
 MIN_IMGSZ, MAX_IMGSZ = 64, 1280
 """Training sizes (px, multiples of 32) accepted."""
 MAX_EPOCHS = 1000
@@ -138,27 +167,35 @@ def train_logo_detector(
     brands: Path | Sequence[BrandRefs],
     out: Path,
     *,
-    epochs: int = DEFAULT_EPOCHS,
-    imgsz: int = DEFAULT_IMGSZ,
+    epochs: int | None = None,
+    imgsz: int | None = None,
     device: str = "cpu",
     seed: int = 0,
-    n_images: int = DEFAULT_IMAGES,
-    batch: int = DEFAULT_BATCH,
+    n_images: int | None = None,
+    batch: int | None = None,
     workers: int = 0,
     backgrounds_dir: Path | None = None,
     workdir: Path | None = None,
     compose: ComposeConfig | None = None,
     progress: bool = True,
+    from_scratch: bool = False,
 ) -> TrainResult:
-    """Generate a data set, train yolov8n from scratch on it, write ``out`` and its card.
+    """Generate a data set, train yolov8n on it (from NudeNet's weights unless
+    ``from_scratch``), write ``out`` and its card.
 
     ``brands``: a rules directory, a brands directory, or loaded :class:`BrandRefs` (the
     classes, in order). ``device``: ``cpu``, ``cuda`` or ``cuda:N``. ``workers``: data
     loader processes (0 loads in this process: the gentlest on a shared CPU). ``workdir``:
     where the data set and ultralytics' run go (kept); None uses a temporary folder that is
     removed. ``progress`` prints one line per epoch on stderr. Raises ModelError for bad
-    arguments or a failed training.
+    arguments or a failed training. ``epochs``, ``imgsz``, ``n_images``, ``batch``: None takes
+    the device's :data:`BUDGETS` entry.
     """
+    budget = default_budget(device)
+    epochs = budget.epochs if epochs is None else epochs
+    imgsz = budget.imgsz if imgsz is None else imgsz
+    n_images = budget.images if n_images is None else n_images
+    batch = budget.batch if batch is None else batch
     out = Path(out)
     if out.suffix != ".pt":
         raise ModelError(f"--out {out}: a logo detector is written as a .pt file")
@@ -181,6 +218,11 @@ def train_logo_detector(
         if not torch.cuda.is_available():
             raise ModelError("device cuda asked for, but torch sees no CUDA device")
     refs = brands_for(brands)
+    init_weights = None
+    if not from_scratch:
+        from vision.weights import resolve
+
+        init_weights = resolve(INIT_WEIGHTS)  # verified by sha256; names the fetch command
     with contextlib.ExitStack() as stack:
         if workdir is None:
             work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="train-logos-")))
@@ -200,7 +242,21 @@ def train_logo_detector(
         dataset = write_yolo_dataset(
             refs, bgs, work / "data", n_images=n_images, seed=seed, cfg=compose or ComposeConfig()
         )
-        metrics = _train(dataset, work, epochs, imgsz, dev, seed, batch, workers, progress, started)
+        init = None
+        if init_weights is not None:
+            init = work / "init.pt"
+            transfer = pretrained_checkpoint(
+                init_weights,
+                [r.brand for r in refs],
+                init,
+                calibration_images=[b.image for b in bgs[:CALIBRATION_IMAGES]],
+                imgsz=imgsz,
+            )
+            if progress:
+                print(f"train-logos: starting from {transfer.summary}", file=sys.stderr, flush=True)
+        metrics = _train(
+            dataset, work, epochs, imgsz, dev, seed, batch, workers, progress, started, init
+        )
         best = work / "run" / "weights" / "best.pt"
         if not best.is_file():
             best = work / "run" / "weights" / "last.pt"
@@ -219,7 +275,9 @@ def train_logo_detector(
         train_seconds=seconds,
         metrics=metrics,
         architecture=ARCHITECTURE,
-        pretrained=False,
+        pretrained=init_weights is not None,
+        derived_from=INIT_WEIGHTS if init_weights is not None else "",
+        license=INIT_LICENSE if init_weights is not None else "",
     )
     if progress:
         print(f"train-logos: wrote {out} and {out.name}.json in {seconds:.0f} s", file=sys.stderr)
@@ -237,6 +295,7 @@ def _train(
     workers: int,
     progress: bool,
     started: float,
+    init: Path | None,
 ) -> dict[str, float]:
     from vision.detectors import _import_yolo
 
@@ -258,7 +317,7 @@ def _train(
                 workers=workers,
                 amp=amp,
                 plots=False,
-                pretrained=False,
+                pretrained=str(init) if init is not None else False,
                 project=str(work),
                 name="run",
                 exist_ok=True,

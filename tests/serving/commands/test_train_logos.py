@@ -21,14 +21,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def test_defaults_and_flags() -> None:
-    args = _parse(["train-logos", "examples/rules", "--out", "weights/logos-x.pt"])
-    assert (args.epochs, args.imgsz, args.device, args.images, args.seed) == (
-        60,
-        640,
-        "cpu",
-        2000,
-        0,
-    )
+    args = _parse(["train-logos", "examples/rules"])
+    assert (args.out, args.epochs, args.imgsz, args.images, args.batch) == (None,) * 5
+    assert (args.device, args.seed, args.from_scratch) == ("cpu", 0, False)
+    assert train_logos.default_out(REPO / "examples" / "rules") == Path("weights/logos-examples.pt")
+    assert train_logos.default_out(REPO / "examples") == Path("weights/logos-examples.pt")
+    assert _parse(["train-logos", "r", "--from-scratch"]).from_scratch is True
     args = _parse(
         [
             "train-logos",

@@ -71,7 +71,8 @@ def test_tiny_training_runs_offline_and_writes_a_card(trained, capsys) -> None:
     assert card["weights_sha256"] == file_sha256(result.weights)
     assert card["brands_fingerprint"] == brands_fingerprint(brands)
     assert (card["imgsz"], card["epochs"], card["n_images"]) == (160, 1, 6)
-    assert card["architecture"] == "yolov8n.yaml" and card["pretrained"] is False
+    assert card["architecture"] == "yolov8n.yaml" and card["pretrained"] is True
+    assert (card["derived_from"], card["license"]) == ("nudenet-320n", "AGPL-3.0")
     assert set(card["metrics"]) == {"precision", "recall", "mAP50", "mAP50-95"}
     assert DetectorCard.read(result.weights) == result.card
     assert (result.dataset.n_train, result.dataset.n_val) == (5, 1)
