@@ -16,6 +16,11 @@ brand at IoU >= ``MATCH_IOU``; precision = TP / predictions, recall = TP / groun
 mean IoU over the true positives; recall also per logo width (small < 10% of the frame
 width, medium 10-20%, large >= 20%). Frames/s: wall time of ``match_many`` over batches of
 ``BATCH`` frames, on this machine's CPU (threads as the matcher's default).
+
+Busy frames: the matcher's cost grows with the keypoints of the whole frame, so a second table
+times each finder on full-size real photos (ultralytics' bus.jpg 810x1080 and zidane.jpg
+1280x720: thousands of SIFT keypoints) with one logo pasted at 15% of the width, mean of
+``--busy-repeat`` passes, and says whether each found that logo.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from vision.logo_matcher import LogoMatcher  # noqa: E402
 from vision.logo_training.backgrounds import holdout_split, load_backgrounds  # noqa: E402
 from vision.logo_training.compose import ComposeConfig, compose_sample  # noqa: E402
 from vision.logo_training.registry import file_sha256  # noqa: E402
+from vision.synthetic import paste_logo  # noqa: E402
 from vision.types import Box, LogoMatch, box_iou  # noqa: E402
 
 MATCH_IOU = 0.5
@@ -133,6 +139,46 @@ def run(
     return score.row(name)
 
 
+def busy_frames(brands: Sequence) -> list[tuple[str, np.ndarray, str, Box]]:
+    """(name, frame, brand, box): full-size real photos with one reference logo pasted."""
+    import cv2
+    import ultralytics
+
+    assets = Path(ultralytics.__file__).resolve().parent / "assets"
+    out = []
+    for i, name in enumerate(("bus.jpg", "zidane.jpg")):
+        bgr = cv2.imread(str(assets / name))
+        ref = brands[i % len(brands)]
+        mask = ref.masks[0]
+        frame, box = paste_logo(
+            cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB),
+            ref.images[0],
+            center=(0.3, 0.3),
+            scale=0.15,
+            alpha=mask,
+        )
+        out.append((name, frame, ref.brand, box))
+    return out
+
+
+def time_busy(
+    name: str,
+    find: Callable[[list[np.ndarray]], list[list[LogoMatch]]],
+    busy: list[tuple[str, np.ndarray, str, Box]],
+    repeat: int,
+) -> str:
+    cells = []
+    for _photo, frame, brand, box in busy:
+        find([frame])  # warm-up
+        t = time.perf_counter()
+        for _ in range(repeat):
+            found = find([frame])[0]
+        ms = (time.perf_counter() - t) / repeat * 1000
+        hit = any(m.brand == brand and box_iou(m.box, box) >= MATCH_IOU for m in found)
+        cells.append(f"{ms:.0f} ms ({'found' if hit else 'missed'})")
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rules", type=Path, default=ROOT / "examples" / "rules")
@@ -141,6 +187,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=BENCH_SEED)
     ap.add_argument("--conf", type=float, default=0.25, help="detector score threshold")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--keep-above",
+        type=float,
+        nargs="+",
+        default=[0.6],
+        help="fused rows keeping unverified detections scoring at least this (one row each)",
+    )
+    ap.add_argument("--busy-repeat", type=int, default=3, help="passes per busy frame")
     args = ap.parse_args(argv)
 
     brands = load_brands(args.rules / "brands")
@@ -155,24 +209,34 @@ def main(argv: list[str] | None = None) -> int:
 
     matcher = LogoMatcher(brands)
     rows = [run("matcher (SIFT)", matcher.match_many, frames, truth)]
+    busy = busy_frames(brands)
+    busy_rows = [time_busy("matcher (SIFT)", matcher.match_many, busy, args.busy_repeat)]
     card_note = ""
     if args.detector is not None:
         from vision.logo_detector import LogoDetector
 
         det = LogoDetector(args.detector, brands, conf=args.conf, device=args.device)
         c = det.card
+        start = f"from {c.derived_from}'s weights" if c.derived_from else "from scratch"
         card_note = (
-            f"detector `{args.detector.name}`: yolov8n from scratch, {c.n_images} frames, "
+            f"detector `{args.detector.name}`: yolov8n {start}, {c.n_images} frames, "
             f"{c.epochs} epochs at {c.imgsz} px, trained {c.train_seconds:.0f} s; val mAP50 "
             f"{c.metrics.get('mAP50', float('nan')):.3f}; conf {args.conf}"
         )
         rows.append(run("detector (YOLO)", det.match_many, frames, truth))
         fused = FusedLogoFinder(matcher, det)
         rows.append(run("fused (verified)", fused.match_many, frames, truth))
-        trusting = FusedLogoFinder(matcher, det, FusionConfig(keep_unverified_above=0.6))
-        rows.append(run("fused, keep det >= 0.6", trusting.match_many, frames, truth))
+        for keep in args.keep_above:
+            trusting = FusedLogoFinder(matcher, det, FusionConfig(keep_unverified_above=keep))
+            rows.append(run(f"fused, keep det >= {keep:g}", trusting.match_many, frames, truth))
         crops = FusedLogoFinder(matcher, det, FusionConfig(matcher_on_detections_only=True))
         rows.append(run("fused, matcher on crops only", crops.match_many, frames, truth))
+        for label, finder in (
+            ("detector (YOLO)", det),
+            ("fused (verified)", fused),
+            ("fused, matcher on crops only", crops),
+        ):
+            busy_rows.append(time_busy(label, finder.match_many, busy, args.busy_repeat))
 
     print()
     print(
@@ -184,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| finder | precision | recall | mean IoU | {buckets} | TP/FP/FN | frames/s |")
     print("|---|---|---|---|" + "---|" * len(SIZE_BUCKETS) + "---|---|")
     for r in rows:
+        print(r)
+    print()
+    sizes = " | ".join(f"{n} {f.shape[1]}x{f.shape[0]}" for n, f, _, _ in busy)
+    print(f"Busy frames, ms per frame (mean of {args.busy_repeat}):")
+    print()
+    print(f"| finder | {sizes} |")
+    print("|---|" + "---|" * len(busy))
+    for r in busy_rows:
         print(r)
     return 0
 

@@ -6,6 +6,7 @@ A rules directory may hold one ``logos.yaml`` at its root::
     min_score: 0.25                      # lowest detector score kept as a candidate, (0, 1]
     verify: matcher                      # matcher (default) | none
     verify_threshold: 0.3                # matcher score on the crop that confirms a hit, (0, 1]
+    keep_above: 0.7                      # ...or a detector score that keeps it unconfirmed
 
 Why a file in the rules directory: the detector is trained *for these brands* (its card names
 them), so it belongs with them; a reload that changes the brands, or logos.yaml, rebuilds the
@@ -49,7 +50,7 @@ from vision.logo_fusion import (
 LOGOS_FILE = "logos.yaml"
 """The rules directory's logo detector settings (at its root)."""
 
-LOGOS_KEYS = ("detector", "min_score", "verify", "verify_threshold")
+LOGOS_KEYS = ("detector", "min_score", "verify", "verify_threshold", "keep_above")
 
 AddProblem = Callable[[str, int | None, YamlPath | str, str], None]
 """``(file, line, field, message)``: how problems are reported (``rules_loader._Collector.add``)."""
@@ -64,6 +65,7 @@ class LogosConfig:
     min_score: float = DEFAULT_LOGO_CONF
     verify: VerifyMode = "matcher"
     verify_threshold: float = DEFAULT_VERIFY_MIN_SCORE
+    keep_above: float | None = None
     line: int = 1
 
     def settings(self, override: Path | None = None) -> DetectorSettings | None:
@@ -72,7 +74,13 @@ class LogosConfig:
         weights = override if override is not None else self.detector
         if weights is None:
             return None
-        return DetectorSettings(Path(weights), self.min_score, self.verify, self.verify_threshold)
+        return DetectorSettings(
+            Path(weights),
+            min_score=self.min_score,
+            verify=self.verify,
+            verify_threshold=self.verify_threshold,
+            keep_above=self.keep_above,
+        )
 
 
 def detector_settings(logos: LogosConfig | None, override: Path | None) -> DetectorSettings | None:
@@ -126,7 +134,7 @@ def check_logos(
             )
             ok = False
     values: dict[str, Any] = {}
-    for key in ("min_score", "verify_threshold"):
+    for key in ("min_score", "verify_threshold", "keep_above"):
         if key in data:
             v = _score(data[key])
             if v is None:
@@ -160,14 +168,15 @@ def check_logos(
             ok = False
         else:
             values["verify"] = v
-        if v == "none" and "verify_threshold" in data:
-            add(
-                f,
-                line_for(lines, ("verify_threshold",)),
-                "verify_threshold",
-                "applies only to verify: matcher (verify is none here): drop one of them",
-            )
-            ok = False
+        for key in ("verify_threshold", "keep_above"):
+            if v == "none" and key in data:
+                add(
+                    f,
+                    line_for(lines, (key,)),
+                    key,
+                    "applies only to verify: matcher (verify is none here): drop one of them",
+                )
+                ok = False
     detector: Path | None = None
     sha: str | None = None
     line = 1
@@ -214,6 +223,7 @@ def check_logos(
             min_score=values.get("min_score", DEFAULT_LOGO_CONF),
             verify=values.get("verify", "matcher"),
             verify_threshold=values.get("verify_threshold", DEFAULT_VERIFY_MIN_SCORE),
+            keep_above=values.get("keep_above"),
             line=line,
         ),
         sha,

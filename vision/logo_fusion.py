@@ -109,17 +109,24 @@ class DetectorSettings:
     directory's ``logos.yaml`` and ``--logo-detector`` say (``targeting.logos_config``).
 
     ``min_score``: lowest detector score kept as a candidate (0..1]; ``verify``: see
-    ``VERIFY_MODES``; ``verify_threshold``: the matcher score on the crop that confirms it.
+    ``VERIFY_MODES``; ``verify_threshold``: the matcher score on the crop that confirms it;
+    ``keep_above`` (verify: matcher): a detection the matcher cannot confirm is kept anyway
+    when the detector scores it at least this (None: never). The matcher cannot confirm logos
+    under ~10% of the frame width at all; ``keep_above: 0.7`` doubled recall at precision
+    1.00 on the logo bench (BENCHMARKS.md).
     """
 
     weights: Path
     min_score: float = DEFAULT_LOGO_CONF
     verify: VerifyMode = "matcher"
     verify_threshold: float = DEFAULT_VERIFY_MIN_SCORE
+    keep_above: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("min_score", "verify_threshold"):
+        for name in ("min_score", "verify_threshold", "keep_above"):
             v = getattr(self, name)
+            if name == "keep_above" and v is None:
+                continue
             if isinstance(v, bool) or not (0.0 < v <= 1.0):
                 raise ValueError(f"{name} must be in (0, 1], got {v!r}")
         if self.verify not in VERIFY_MODES:
@@ -130,7 +137,7 @@ class DetectorSettings:
         the detector kept (``keep_unverified_above`` = ``min_score``)."""
         return FusionConfig(
             verify_min_score=self.verify_threshold,
-            keep_unverified_above=self.min_score if self.verify == "none" else None,
+            keep_unverified_above=self.min_score if self.verify == "none" else self.keep_above,
         )
 
 

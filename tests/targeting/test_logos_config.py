@@ -71,6 +71,18 @@ def test_verify_none_keeps_detections_as_scored(tmp_path: Path) -> None:
     assert settings.fusion().keep_unverified_above == 0.5
 
 
+def test_keep_above_keeps_unconfirmed_detections_over_it(tmp_path: Path) -> None:
+    weights = registered(tmp_path / "w" / "x.pt", REPO / "examples" / "rules" / "brands")
+    root = rules_dir(tmp_path / "rules", f"detector: {weights}\nkeep_above: 0.7\n")
+    settings = detector_settings(load_rules(root).logos, None)
+    assert settings is not None and (settings.verify, settings.keep_above) == ("matcher", 0.7)
+    assert settings.fusion().keep_unverified_above == 0.7
+    default = detector_settings(
+        load_rules(rules_dir(tmp_path / "r2", f"detector: {weights}\n")).logos, None
+    )
+    assert default is not None and default.fusion().keep_unverified_above is None
+
+
 def test_without_a_detector_key_the_flag_names_it(tmp_path: Path) -> None:
     rules = load_rules(rules_dir(tmp_path / "rules", "verify_threshold: 0.5\n"))
     assert rules.logos is not None and rules.logos.detector is None
@@ -83,13 +95,15 @@ def test_without_a_detector_key_the_flag_names_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("min_score: 0.3\ndetectr: x.pt\n", "logos.yaml:2: detectr: unknown key 'detectr' (did you mean 'detector'? known: detector, min_score, verify, verify_threshold)"),
+        ("min_score: 0.3\ndetectr: x.pt\n", "logos.yaml:2: detectr: unknown key 'detectr' (did you mean 'detector'? known: detector, min_score, verify, verify_threshold, keep_above)"),
         ("min_score: 0\n", "logos.yaml:1: min_score: must be a number in (0, 1], got 0"),
         ("min_score: true\n", "logos.yaml:1: min_score: must be a number in (0, 1], got true/false (True)"),
         ("verify_threshold: 1.5\n", "logos.yaml:1: verify_threshold: must be a number in (0, 1], got 1.5"),
         ("verify: semantic\n", "logos.yaml:1: verify: 'semantic' verification is not implemented: use matcher (the reference matcher confirms each detection) or none (detections are kept as scored)"),
         ("verify: clip\n", "logos.yaml:1: verify: must be one of matcher, none, got text 'clip'"),
         ("verify: none\nverify_threshold: 0.4\n", "logos.yaml:2: verify_threshold: applies only to verify: matcher (verify is none here): drop one of them"),
+        ("verify: none\nkeep_above: 0.7\n", "logos.yaml:2: keep_above: applies only to verify: matcher (verify is none here): drop one of them"),
+        ("keep_above: 0\n", "logos.yaml:1: keep_above: must be a number in (0, 1], got 0"),
         ("", "logos.yaml:1: file is empty: name a detector (detector: PATH) or delete the file"),
         ("- detector\n", "logos.yaml:1: top level should be a mapping (detector: ..., min_score: ...), got a list"),
         ("detector: 3\n", "logos.yaml:1: detector: must be a path to a .pt file, got 3"),
