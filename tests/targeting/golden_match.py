@@ -272,7 +272,9 @@ def differences(got: Any, want: Any, where: str = "") -> list[str]:
     if isinstance(want, list) and isinstance(got, list):
         out = [f"{where}: {len(got)} items != {len(want)}"] if len(got) != len(want) else []
         return out + [
-            d for i, (g, w) in enumerate(zip(got, want)) for d in differences(g, w, f"{where}[{i}]")
+            d
+            for i, (g, w) in enumerate(zip(got, want, strict=False))
+            for d in differences(g, w, f"{where}[{i}]")
         ]
     return [] if got == want else [f"{where}: {got!r} != {want!r}"]
 
