@@ -37,7 +37,7 @@ from targeting.types import Placement, Reason
 from tests.targeting.fakes import FakeEmbedder, _unit
 from tests.targeting.timelines import TODAY
 from vision.taxonomy import iab_categories
-from vision.types import Detection, FrameFacts, LogoMatch, SafetyFlag, TextRead
+from vision.types import LOGO_METHODS, Detection, FrameFacts, LogoMatch, SafetyFlag, TextRead
 
 GOLDEN = Path(__file__).with_name("data") / "match_golden.json"
 N_CAMPAIGNS = 300
@@ -167,7 +167,7 @@ def _keyframe(
     logos: tuple[LogoMatch, ...] = ()
     if rng.random() < 0.6:
         box = rng.choice([(0.6, 0.6, 0.8, 0.7), (0.0, 0.0, 0.1, 0.1)])
-        method = rng.choice(["features", "detector"])
+        method = rng.choice(LOGO_METHODS[:2])  # features, detector
         logos = (LogoMatch(brand, round(rng.uniform(0.4, 0.95), 3), box, method),)
     safety: list[SafetyFlag] = []
     if rng.random() < 0.05:
