@@ -55,13 +55,13 @@ from targeting.index_layout import (
     ClauseMembers,
     ConceptColumn,
     FaceKey,
-    Flat,
     IabClauseKey,
     IabHits,
     IabTable,
     LogoKey,
     SafetyKey,
     SignalKind,
+    SignalLists,
     TextKey,
 )
 from targeting.rules_schema import Campaign
@@ -79,13 +79,13 @@ __all__ = [
     "ConceptColumn",
     "ConceptIndex",
     "FaceKey",
-    "Flat",
     "IabClauseKey",
     "IabHits",
     "IabTable",
     "LogoKey",
     "SafetyKey",
     "SignalKind",
+    "SignalLists",
     "TextKey",
 ]
 
@@ -102,10 +102,10 @@ class ConceptIndex(CompiledIndex):
     """
 
     # the compiled parts (``CompiledIndex``'s fields, ``positions`` included) come first, then:
-    all_flat: Flat
-    any_flat: Flat
-    clause_flat: Flat
-    exclude_flat: Flat
+    all_lists: SignalLists
+    any_lists: SignalLists
+    clause_lists: SignalLists
+    exclude_lists: SignalLists
     exclude_concepts: np.ndarray
 
     # ------------------------------------------------------------------------------- layout
@@ -314,9 +314,9 @@ class ConceptIndex(CompiledIndex):
         plans = got.plans
         return cls(
             **{f.name: getattr(got, f.name) for f in fields(CompiledIndex)},
-            all_flat=Flat.of([p.all_signals for p in plans]),
-            any_flat=Flat.of([p.any_signals for p in plans]),
-            clause_flat=Flat.of([sorted(set(p.clause_signals)) for p in plans]),
-            exclude_flat=Flat.of([p.exclude_signals for p in plans]),
+            all_lists=SignalLists.of([p.all_signals for p in plans]),
+            any_lists=SignalLists.of([p.any_signals for p in plans]),
+            clause_lists=SignalLists.of([sorted(set(p.clause_signals)) for p in plans]),
+            exclude_lists=SignalLists.of([p.exclude_signals for p in plans]),
             exclude_concepts=np.asarray([p.exclude_concepts for p in plans], dtype=bool),
         )

@@ -1,9 +1,9 @@
-"""The compiled layout of a rule set: the keys, plans and flat arrays a ``ConceptIndex`` holds.
+"""The compiled layout of a rule set: the keys, plans and packed arrays a ``ConceptIndex`` holds.
 
 Plain frozen data, no model and no numbers computed here beyond packing: the signal keys (one per
 distinct condition: ``ConceptColumn``, ``IabClauseKey``, ``LogoKey``, ``FaceKey``, ``SafetyKey``),
-each campaign as signal indices (``CampaignPlan``), and the same lists flattened for
-``np.*.reduceat`` (``Flat``, ``CampaignTable``, ``ClauseMembers``, ``IabTable``). See
+each campaign as signal indices (``CampaignPlan``), and the same lists packed for vectorized
+reductions over campaigns (``SignalLists``, ``CampaignTable``, ``ClauseMembers``, ``IabTable``). See
 ``targeting.concept_index`` for the signal space they describe.
 """
 
@@ -103,36 +103,46 @@ class CampaignPlan:
 
 
 @dataclass(frozen=True, eq=False)
-class Flat:
-    """Per-campaign index lists flattened for ``np.*.reduceat`` (vectorized over campaigns).
+class SignalLists:
+    """Per-campaign signal lists (the ``all`` part, the ``any`` part, ...), grouped by length so
+    that one reduction covers every campaign of a group (vectorized over campaigns).
 
-    ``flat`` holds the signal indices of every listed campaign back to back, ``starts`` where each
-    campaign's run begins, ``camps`` which campaign (0..C-1) each run belongs to. Campaigns with an
-    empty list are left out (reduceat cannot express an empty run).
+    ``groups`` holds one ``(camps, signals)`` pair per distinct list length ``L``: ``camps``
+    (G,) int rows in ``plans`` and ``signals`` (G, L) int their lists, in the campaigns' order.
+    Campaigns with an empty list are in no group. Why groups and not one flat array for
+    ``np.ufunc.reduceat``: reduceat pays its overhead once per run and keyframe, and 10,000
+    campaigns are 10,000 runs of one to four signals; a group is one rectangular gather and one
+    reduction along its ``L`` axis, and a rule set has only a few distinct lengths.
     """
 
-    flat: np.ndarray
-    starts: np.ndarray
-    camps: np.ndarray
+    groups: tuple[tuple[np.ndarray, np.ndarray], ...]
 
     @classmethod
-    def of(cls, lists: Sequence[Sequence[int]]) -> Flat:
-        flat: list[int] = []
-        starts: list[int] = []
-        camps: list[int] = []
+    def of(cls, lists: Sequence[Sequence[int]]) -> SignalLists:
+        by_len: dict[int, tuple[list[int], list[Sequence[int]]]] = {}
         for ci, sigs in enumerate(lists):
             if sigs:
-                starts.append(len(flat))
+                camps, rows = by_len.setdefault(len(sigs), ([], []))
                 camps.append(ci)
-                flat.extend(sigs)
+                rows.append(sigs)
         return cls(
-            np.asarray(flat, dtype=np.intp),
-            np.asarray(starts, dtype=np.intp),
-            np.asarray(camps, dtype=np.intp),
+            tuple(
+                (np.asarray(camps, dtype=np.intp), np.asarray(rows, dtype=np.intp))
+                for _, (camps, rows) in sorted(by_len.items())
+            )
         )
 
+    def reduce(self, ufunc: np.ufunc, rows: np.ndarray, out: np.ndarray) -> None:
+        """``out[c] = ufunc.reduce(rows[list of c])`` for every listed campaign ``c``.
+
+        ``rows`` is (T, n): one row per signal (signal-major, so a gather copies whole rows);
+        ``out`` (C, n) keeps its values for campaigns without a list.
+        """
+        for camps, signals in self.groups:
+            out[camps] = ufunc.reduce(rows[signals], axis=1)
+
     def __bool__(self) -> bool:
-        return self.flat.size > 0
+        return bool(self.groups)
 
 
 @dataclass(frozen=True, eq=False)

@@ -327,7 +327,10 @@ def _safety_signals(
 
 @dataclass(frozen=True)
 class Decisions:
-    """(n, C) per keyframe x campaign: ``target`` bool, ``blocked`` bool, ``evidence`` float32."""
+    """(n, C) per keyframe x campaign: ``target`` bool, ``blocked`` bool, ``evidence`` float32.
+
+    Each is the ``.T`` view of a campaign-major (C, n) array, the layout ``decide`` computes
+    in and ``scan_timeline`` reads campaign by campaign."""
 
     target: np.ndarray
     blocked: np.ndarray
@@ -335,27 +338,24 @@ class Decisions:
 
 
 def decide(sig: FrameSignals, index: ConceptIndex) -> Decisions:
-    """All campaigns at once: each part is a gather of signal columns and one ``reduceat``."""
+    """All campaigns at once: each part is one gather of signal rows and one reduction per
+    group of campaigns (``SignalLists.reduce``), on signal-major copies of the signals."""
     n = sig.hit.shape[0]
     c = len(index.plans)
-    target = np.ones((n, c), dtype=bool)
-    if index.all_flat:
-        fl = index.all_flat
-        target[:, fl.camps] = np.logical_and.reduceat(sig.hit[:, fl.flat], fl.starts, axis=1)
-    if index.any_flat:
-        fl = index.any_flat
-        target[:, fl.camps] &= np.logical_or.reduceat(sig.hit[:, fl.flat], fl.starts, axis=1)
-    fl = index.clause_flat
-    evidence = np.zeros((n, c), dtype=np.float32)
-    if fl:
-        evidence[:, fl.camps] = np.maximum.reduceat(sig.ev[:, fl.flat], fl.starts, axis=1)
+    hit = np.ascontiguousarray(sig.hit.T)  # (T, n)
+    target = np.ones((c, n), dtype=bool)
+    index.all_lists.reduce(np.logical_and, hit, target)
+    if index.any_lists:
+        held = np.ones((c, n), dtype=bool)
+        index.any_lists.reduce(np.logical_or, hit, held)
+        target &= held
+    evidence = np.zeros((c, n), dtype=np.float32)
+    index.clause_lists.reduce(np.maximum, np.ascontiguousarray(sig.ev.T), evidence)
     evidence[~target] = 0.0
-    blocked = np.zeros((n, c), dtype=bool)
-    if index.exclude_flat:
-        fl = index.exclude_flat
-        blocked[:, fl.camps] = np.logical_or.reduceat(sig.hit[:, fl.flat], fl.starts, axis=1)
-    blocked |= (~sig.has_emb)[:, None] & index.exclude_concepts[None, :]
-    return Decisions(target, blocked, evidence)
+    blocked = np.zeros((c, n), dtype=bool)
+    index.exclude_lists.reduce(np.logical_or, hit, blocked)
+    blocked |= index.exclude_concepts[:, None] & ~sig.has_emb[None, :]
+    return Decisions(target.T, blocked.T, evidence.T)
 
 
 @dataclass(frozen=True)
