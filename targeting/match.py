@@ -63,10 +63,11 @@ from targeting.segments import (
     estimate_step,
     flying,
     prepare_timeline,
+    Segments,
     segment,
 )
 from targeting.signals import scan_timeline
-from targeting.types import Placement
+from targeting.types import Placement, Reason
 from vision.types import FrameFacts
 
 __all__ = [
@@ -113,18 +114,39 @@ def match(
     if segs.campaign.size == 0:
         return []
     reasons = placement_reasons(segs, matches, hits, index, times, n)
+    return placements(segs, reasons, index, media_name)
+
+
+def placements(
+    segs: Segments, reasons: list[tuple[Reason, ...]], index: ConceptIndex, media: str
+) -> list[Placement]:
+    """The kept segments as ``Placement`` objects, ranked (module doc: score x bid, campaign
+    id, start). The columns become Python lists first: one ``tolist`` per column instead of
+    a NumPy scalar per field and placement, which cost more than the matching itself."""
     order = np.lexsort((segs.start, segs.campaign_id_rank, -segs.score * segs.bid))
+    campaigns = [index.plans[c].campaign for c in segs.campaign[order].tolist()]
     return [
         Placement(
-            campaign=index.plans[segs.campaign[i]].campaign.id,
-            media=media_name,
-            start_s=float(segs.start[i]),
-            end_s=float(segs.end[i]),
-            score=float(segs.score[i]),
+            campaign=c.id,
+            media=media,
+            start_s=start,
+            end_s=end,
+            score=score,
             reasons=reasons[i],
-            advertiser=index.plans[segs.campaign[i]].campaign.advertiser,
-            bid_cpm=float(segs.bid[i]),
+            advertiser=c.advertiser,
+            bid_cpm=bid,
             rank=rank,
         )
-        for rank, i in enumerate(order.tolist(), start=1)
+        for rank, (i, c, start, end, score, bid) in enumerate(
+            zip(
+                order.tolist(),
+                campaigns,
+                segs.start[order].tolist(),
+                segs.end[order].tolist(),
+                segs.score[order].tolist(),
+                segs.bid[order].tolist(),
+                strict=True,
+            ),
+            start=1,
+        )
     ]

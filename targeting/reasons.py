@@ -121,20 +121,29 @@ def placement_reasons(
     starts = np.flatnonzero(group)
     rank = np.arange(h.size) - np.repeat(starts, np.diff(np.concatenate((starts, [h.size]))))
     keep = rank < MAX_REASONS_PER_CLAUSE
-    h, seg = h[keep], seg[keep]
-    cache: dict[int, Reason] = {}
-    out: list[list[Reason]] = [[] for _ in range(segs.campaign.size)]
-    for hi, si in zip(h.tolist(), seg.tolist(), strict=True):
-        r = cache.get(hi)
-        if r is None:
-            r = cache[hi] = reason_for(
-                index,
-                int(hits.signal[hi]),
-                float(times[hits.row[hi]]),
-                float(hits.raw[hi]),
-                signal_box(hits.box[hi]),
-                int(hits.aux_a[hi]),
-                int(hits.aux_b[hi]),
-            )
-        out[si].append(r)
-    return [tuple(r) for r in out]
+    return _grouped_reasons(h[keep], seg[keep], segs.campaign.size, hits, index, times)
+
+
+def _grouped_reasons(
+    h: np.ndarray, seg: np.ndarray, n_segs: int, hits: Hits, index: ConceptIndex, times: np.ndarray
+) -> list[tuple[Reason, ...]]:
+    """Reasons of hits ``h`` grouped into one tuple per segment (``seg`` sorted, in 0..n_segs-1).
+
+    One ``Reason`` per distinct hit, shared by every placement that names it (a face seen on a
+    keyframe is the reason of hundreds of face campaigns); the tuples are slices of one list."""
+    distinct, which = np.unique(h, return_inverse=True)
+    made = [
+        reason_for(
+            index,
+            int(hits.signal[hi]),
+            float(times[hits.row[hi]]),
+            float(hits.raw[hi]),
+            signal_box(hits.box[hi]),
+            int(hits.aux_a[hi]),
+            int(hits.aux_b[hi]),
+        )
+        for hi in distinct.tolist()
+    ]
+    flat = [made[j] for j in which.tolist()]
+    bounds = np.searchsorted(seg, np.arange(n_segs + 1)).tolist()
+    return [tuple(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
