@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -150,6 +151,8 @@ class ConceptIndex(CompiledIndex):
             ),
             bid_cpm=np.asarray([p.campaign.bid_cpm for p in self.plans], dtype=np.float64),
             id_rank=rank,
+            flight_first=np.asarray([_flight_days(p.campaign)[0] for p in self.plans], np.int64),
+            flight_last=np.asarray([_flight_days(p.campaign)[1] for p in self.plans], np.int64),
         )
 
     @cached_property
@@ -181,6 +184,17 @@ class ConceptIndex(CompiledIndex):
             if s < o[nxt]:
                 return kind
         raise IndexError(f"signal {s} out of range 0..{o['end'] - 1}")
+
+    def positions_of(self, campaigns: Sequence[Campaign]) -> np.ndarray:
+        """Rows of ``campaigns`` in ``plans`` as (len(campaigns),) int, checked as ``position``
+        checks one. The usual call passes the very campaigns the index was built from, in its
+        order: recognized by identity in one pass, so 10,000 campaigns cost no dict lookups."""
+        plans = self.plans
+        if len(campaigns) == len(plans) and all(
+            c is p.campaign for c, p in zip(campaigns, plans, strict=True)
+        ):
+            return np.arange(len(plans), dtype=np.intp)
+        return np.asarray([self.position(c) for c in campaigns], dtype=np.intp)
 
     def position(self, campaign: Campaign) -> int:
         """Row of ``campaign`` in ``plans``; ``ValueError`` if the index was built without it or
@@ -320,3 +334,11 @@ class ConceptIndex(CompiledIndex):
             exclude_lists=SignalLists.of([p.exclude_signals for p in plans]),
             exclude_concepts=np.asarray([p.exclude_concepts for p in plans], dtype=bool),
         )
+
+
+def _flight_days(c: Campaign) -> tuple[int, int]:
+    """``c``'s flight as inclusive day ordinals (``CampaignTable``): open ends are unbounded."""
+    f = c.flight
+    first = f.start if f is not None and f.start is not None else date.min
+    last = f.end if f is not None and f.end is not None else date.max
+    return first.toordinal(), last.toordinal()

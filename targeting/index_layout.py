@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 import numpy as np
@@ -147,13 +148,22 @@ class SignalLists:
 
 @dataclass(frozen=True, eq=False)
 class CampaignTable:
-    """(C,) arrays over ``plans``: ``gap_s``, ``min_duration_s``, ``bid_cpm`` (float64) and
-    ``id_rank`` (int: position of the campaign id in sorted order, for deterministic ties)."""
+    """(C,) arrays over ``plans``: ``gap_s``, ``min_duration_s``, ``bid_cpm`` (float64),
+    ``id_rank`` (int: position of the campaign id in sorted order, for deterministic ties) and
+    the flight as ``flight_first``/``flight_last`` (int64 ``date.toordinal()``, inclusive; an
+    open end is ``date.min``/``date.max``)."""
 
     gap_s: np.ndarray
     min_duration_s: np.ndarray
     bid_cpm: np.ndarray
     id_rank: np.ndarray
+    flight_first: np.ndarray
+    flight_last: np.ndarray
+
+    def flies_on(self, day: date) -> np.ndarray:
+        """(C,) bool: ``Campaign.active_on(day)`` for every campaign, as one comparison."""
+        d = day.toordinal()
+        return (self.flight_first <= d) & (d <= self.flight_last)
 
 
 @dataclass(frozen=True, eq=False)

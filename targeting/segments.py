@@ -55,12 +55,12 @@ def estimate_step(times: np.ndarray) -> float:
 
 
 def flying(campaigns: Sequence[Campaign], index: ConceptIndex, today: date | None) -> np.ndarray:
-    """(C,) bool over ``index.plans``: the given campaigns that fly on ``today``."""
+    """(C,) bool over ``index.plans``: the given campaigns that fly on ``today`` (all of them
+    when ``today`` is None)."""
     active = np.zeros(len(index.plans), dtype=bool)
-    for c in campaigns:
-        pos = index.position(c)
-        if today is None or c.active_on(today):
-            active[pos] = True
+    active[index.positions_of(campaigns)] = True
+    if today is not None:
+        active &= index.campaign_table.flies_on(today)
     return active
 
 

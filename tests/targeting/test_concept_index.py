@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,28 @@ def test_stale_or_unknown_campaign_and_wrong_dim_are_refused() -> None:
         idx.position(camp("b"))
     with pytest.raises(ModelError, match=r"\(2, 32\) but the concept index was built with"):
         idx.scores(np.zeros((2, 32), dtype=np.float32))
+
+
+def test_campaign_table_flights_agree_with_active_on() -> None:
+    """The vectorized flight check (``CampaignTable.flies_on``) is ``Campaign.active_on``."""
+    flights: list[dict[str, str] | None] = [
+        None,
+        {"start": "2026-12-01"},
+        {"end": "2026-12-01"},
+        {"start": "2026-11-01", "end": "2026-11-30"},
+        {"start": "2026-12-02", "end": "2027-01-31"},
+    ]
+    cs = [camp(f"f{i}", flight=f) if f else camp(f"f{i}") for i, f in enumerate(flights)]
+    idx = ConceptIndex.build(cs, None, rules_root=Path("."))
+    for day in ("2026-10-31", "2026-11-30", "2026-12-01", "2026-12-02", "2027-02-01"):
+        d = date.fromisoformat(day)
+        assert idx.campaign_table.flies_on(d).tolist() == [c.active_on(d) for c in cs], day
+
+
+def test_positions_of_checks_campaigns_in_any_order() -> None:
+    cs = [camp("a"), camp("b"), camp("c")]
+    idx = ConceptIndex.build(cs, None, rules_root=Path("."))
+    assert idx.positions_of(cs).tolist() == [0, 1, 2]  # the index's own campaigns
+    assert idx.positions_of([cs[2], cs[0]]).tolist() == [2, 0]
+    with pytest.raises(ValueError, match="changed since the concept index was built"):
+        idx.positions_of([cs[0], camp("b", bid_cpm=9.0), cs[2]])
