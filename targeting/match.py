@@ -60,10 +60,10 @@ from targeting.rules_schema import Campaign
 from targeting.safety_policy import DEFAULT_SAFETY_POLICY, SafetyPolicy
 from targeting.segments import (
     MAX_TIMELINE_KEYFRAMES,
+    Segments,
     estimate_step,
     flying,
     prepare_timeline,
-    Segments,
     segment,
 )
 from targeting.signals import scan_timeline
