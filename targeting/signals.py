@@ -109,10 +109,13 @@ def frame_signals(
     if k:
         s = index.scores(emb)
         h = (s >= index.thresholds) & has_emb[:, None]
-        span = np.minimum(CONCEPT_EVIDENCE_SPAN, 1.0 - index.thresholds)
         raw[:, :k] = s
         hit[:, :k] = h
-        ev[:, :k] = np.where(h, _evidence(s, index.thresholds, span), 0.0)
+        # evidence where a concept holds only: a few of thousands of columns per keyframe
+        r, j = np.nonzero(h)
+        thr = index.thresholds[j]
+        span = np.minimum(CONCEPT_EVIDENCE_SPAN, 1.0 - thr)
+        ev[r, j] = _evidence(s[r, j], thr, span)
 
     # IAB clauses: one (n, D) x (D, M) product and the top-k, vectorized over clauses
     q0, q1 = o["iab"], o["logo"]
@@ -402,11 +405,14 @@ def scan_timeline(
         part = {k: v[lo : lo + MATCH_FRAME_CHUNK] for k, v in verdicts.items()}
         sig = frame_signals(chunk, index, policy, part)
         dec = decide(sig, index)
-        ci, fi = np.nonzero((dec.target & ~dec.blocked & active[None, :]).T)  # campaign-major
+        # campaign-major (C, n) views: nonzero and the mask list matches campaign by campaign
+        target, blocked = dec.target.T, dec.blocked.T & active[:, None]
+        matched = target & ~blocked & active[:, None]
+        ci, fi = np.nonzero(matched)
         parts["mc"].append(ci)
         parts["mr"].append(fi + lo)
-        parts["me"].append(dec.evidence[fi, ci])
-        ci, fi = np.nonzero((dec.blocked & active[None, :]).T)
+        parts["me"].append(dec.evidence.T[matched])
+        ci, fi = np.nonzero(blocked)
         parts["bk"].append(ci.astype(np.int64) * n + fi + lo)
         r, j = np.nonzero(sig.hit[:, target_sigs])
         s = target_sigs[j]
@@ -421,9 +427,10 @@ def scan_timeline(
         parts["hb"].append(sig.aux_b[r, s])
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     mc, mr = cat["mc"].astype(np.int64), cat["mr"].astype(np.int64)
-    order = np.lexsort((mr, mc))  # chunks come in frame order: re-sort campaign-major
-    mc, mr = mc[order], mr[order]
-    matches = Matches(mc, mr, mc * n + mr, cat["me"][order].astype(np.float64))
+    key = mc * n + mr
+    # Chunks come in frame order, each sorted campaign-major: a stable sort merges the runs.
+    order = np.argsort(key, kind="stable")
+    matches = Matches(mc[order], mr[order], key[order], cat["me"][order].astype(np.float64))
     # Quantized, so float noise of the BLAS product (which varies with the matrix shape) cannot
     # reorder keyframes whose evidence is equal for any practical purpose.
     strength = np.round(cat["he"].astype(np.float64) / EVIDENCE_RESOLUTION).astype(np.int64)
