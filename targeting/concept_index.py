@@ -51,9 +51,9 @@ from targeting.index_builder import (
     compile_index,
 )
 from targeting.index_layout import (
+    CampaignClauses,
     CampaignPlan,
     CampaignTable,
-    ClauseMembers,
     ConceptColumn,
     FaceKey,
     IabClauseKey,
@@ -74,9 +74,9 @@ __all__ = [
     "MAX_CAMPAIGNS",
     "MAX_CONCEPT_COLUMNS",
     "NORM_EPS",
+    "CampaignClauses",
     "CampaignPlan",
     "CampaignTable",
-    "ClauseMembers",
     "ConceptColumn",
     "ConceptIndex",
     "FaceKey",
@@ -156,9 +156,9 @@ class ConceptIndex(CompiledIndex):
         )
 
     @cached_property
-    def clause_members(self) -> ClauseMembers:
-        """Which campaigns use each signal as a target clause (see ``ClauseMembers``)."""
-        return ClauseMembers.of(self.plans, self.n_signals)
+    def campaign_clauses(self) -> CampaignClauses:
+        """Every campaign's distinct target-clause signals (see ``CampaignClauses``)."""
+        return CampaignClauses.of(self.plans)
 
     @property
     def n_signals(self) -> int:

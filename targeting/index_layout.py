@@ -3,7 +3,7 @@
 Plain frozen data, no model and no numbers computed here beyond packing: the signal keys (one per
 distinct condition: ``ConceptColumn``, ``IabClauseKey``, ``LogoKey``, ``FaceKey``, ``SafetyKey``),
 each campaign as signal indices (``CampaignPlan``), and the same lists packed for vectorized
-reductions over campaigns (``SignalLists``, ``CampaignTable``, ``ClauseMembers``, ``IabTable``). See
+reductions over campaigns (``SignalLists``, ``CampaignTable``, ``CampaignClauses``, ``IabTable``). See
 ``targeting.concept_index`` for the signal space they describe.
 """
 
@@ -167,34 +167,32 @@ class CampaignTable:
 
 
 @dataclass(frozen=True, eq=False)
-class ClauseMembers:
-    """Signal -> the campaigns whose target uses it, as CSR arrays (for joining hits to placements).
+class CampaignClauses:
+    """Every campaign's distinct target-clause signals, as (P,) int arrays sorted by campaign
+    then position: ``campaign`` (row in ``plans``), ``signal``, ``position`` (the signal's place
+    among the campaign's distinct ``clause_signals``, so reasons keep the rules' order).
 
-    For signal ``s``, entries ``ptr[s]:ptr[s+1]`` of ``campaign`` (int, row in ``plans``) and
-    ``position`` (int, the clause's first position in that campaign's ``clause_signals``, so
-    reasons keep the rules' order).
-    """
+    Campaign-major because reasons are joined campaign by campaign (``targeting.reasons``): the
+    lookups into the campaign-major matches then run in order, not at random."""
 
-    ptr: np.ndarray
     campaign: np.ndarray
+    signal: np.ndarray
     position: np.ndarray
 
     @classmethod
-    def of(cls, plans: Sequence[CampaignPlan], n_signals: int) -> ClauseMembers:
-        sig: list[int] = []
+    def of(cls, plans: Sequence[CampaignPlan]) -> CampaignClauses:
         camp: list[int] = []
+        sig: list[int] = []
         pos: list[int] = []
         for ci, p in enumerate(plans):
             for j, s in enumerate(dict.fromkeys(p.clause_signals)):
-                sig.append(s)
                 camp.append(ci)
+                sig.append(s)
                 pos.append(j)
-        s_arr = np.asarray(sig, dtype=np.intp)
-        order = np.argsort(s_arr, kind="stable")
         return cls(
-            ptr=np.searchsorted(s_arr[order], np.arange(n_signals + 1)),
-            campaign=np.asarray(camp, dtype=np.intp)[order],
-            position=np.asarray(pos, dtype=np.intp)[order],
+            np.asarray(camp, dtype=np.intp),
+            np.asarray(sig, dtype=np.intp),
+            np.asarray(pos, dtype=np.intp),
         )
 
 
