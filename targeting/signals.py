@@ -385,6 +385,14 @@ class Hits:
     aux_b: np.ndarray
 
 
+def _pairs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a (C, nc) bool mask as int64 (row, column) arrays, from one flat
+    index array (half the output of ``nonzero``'s two index arrays of a 2-D mask)."""
+    flat = np.flatnonzero(mask)
+    row, col = np.divmod(flat, mask.shape[1])
+    return row, col
+
+
 def scan_timeline(
     frames: Sequence[FrameFacts],
     index: ConceptIndex,
@@ -405,15 +413,15 @@ def scan_timeline(
         part = {k: v[lo : lo + MATCH_FRAME_CHUNK] for k, v in verdicts.items()}
         sig = frame_signals(chunk, index, policy, part)
         dec = decide(sig, index)
-        # campaign-major (C, n) views: nonzero and the mask list matches campaign by campaign
-        target, blocked = dec.target.T, dec.blocked.T & active[:, None]
-        matched = target & ~blocked & active[:, None]
-        ci, fi = np.nonzero(matched)
+        # campaign-major (C, nc) views: the masks list pairs campaign by campaign
+        blocked = dec.blocked.T & active[:, None]
+        matched = dec.target.T & ~blocked & active[:, None]
+        ci, fi = _pairs(matched)
         parts["mc"].append(ci)
         parts["mr"].append(fi + lo)
         parts["me"].append(dec.evidence.T[matched])
-        ci, fi = np.nonzero(blocked)
-        parts["bk"].append(ci.astype(np.int64) * n + fi + lo)
+        ci, fi = _pairs(blocked)
+        parts["bk"].append(ci * n + fi + lo)
         r, j = np.nonzero(sig.hit[:, target_sigs])
         s = target_sigs[j]
         parts["hs"].append(s)
