@@ -3,7 +3,8 @@
 ``frame_signals`` answers every signal of a ``ConceptIndex`` (concept cosines, IAB ranks, logo,
 face and safety conditions) for a chunk of keyframes as dense (keyframes x signals) arrays, with
 the evidence of each hit (rules in ``targeting.match``). ``decide`` reduces them to per-campaign
-``target``/``blocked``/``evidence`` with one ``reduceat`` per part. ``scan_timeline`` runs both
+``target``/``blocked``/``evidence`` with one reduction per part and group of campaigns
+(``index_layout.SignalLists``). ``scan_timeline`` runs both
 over a whole timeline ``MATCH_FRAME_CHUNK`` keyframes at a time and keeps only sparse results:
 the matching (campaign, keyframe) pairs, the blocked ones, and the hits of target signals.
 """
