@@ -50,8 +50,9 @@ CONCEPT_EVIDENCE_SPAN = 0.10
 related image/text pairs rarely sit more than ~0.1 above a sensible threshold)."""
 MATCH_FRAME_CHUNK = 128
 """Keyframes evaluated together: bounds the dense intermediates however long the video is.
-Per chunk they take about 21 bytes per keyframe x signal plus ~10 per keyframe x clause entry:
-~80 MB at 30,000 signals, 30,000 campaigns."""
+Per chunk they take about 26 bytes per keyframe x signal (``decide`` adds signal-major copies
+of ``hit`` and ``ev``) plus ~10 per keyframe x clause entry: ~100 MB at 30,000 signals,
+30,000 campaigns."""
 EVIDENCE_RESOLUTION = 1e-5
 """Evidence values closer than this are equal when choosing which keyframes a reason names."""
 
