@@ -154,8 +154,10 @@ def _grouped_reasons(
 ) -> list[tuple[Reason, ...]]:
     """Reasons of hits ``h`` grouped into one tuple per segment (``seg`` sorted, in 0..n_segs-1).
 
-    One ``Reason`` per distinct hit, shared by every placement that names it (a face seen on a
-    keyframe is the reason of hundreds of face campaigns); the tuples are slices of one list."""
+    Shared, because they repeat: one ``Reason`` per distinct hit (a face seen on a keyframe is
+    the reason of hundreds of face campaigns), and one tuple per distinct list of hits (20,000
+    placements of 10,000 campaigns name fewer than 1,000 lists). Building 20,000 tuples, and
+    collecting them, cost more than finding the repeats: the lists are compared as bytes."""
     distinct, which = np.unique(h, return_inverse=True)
     made = [
         reason_for(index, *fields)
@@ -169,6 +171,14 @@ def _grouped_reasons(
             strict=True,
         )
     ]
-    flat = [made[j] for j in which.tolist()]
-    bounds = np.searchsorted(seg, np.arange(n_segs + 1)).tolist()
-    return [tuple(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    code = which.astype(np.int64).tobytes()
+    bounds = (np.searchsorted(seg, np.arange(n_segs + 1)) * 8).tolist()
+    shared: dict[bytes, tuple[Reason, ...]] = {}
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        key = code[a:b]
+        got = shared.get(key)
+        if got is None:
+            got = shared[key] = tuple(made[j] for j in np.frombuffer(key, np.int64).tolist())
+        out.append(got)
+    return out
