@@ -110,13 +110,16 @@ class SignalLists:
 
     ``groups`` holds one ``(camps, signals)`` pair per distinct list length ``L``: ``camps``
     (G,) int rows in ``plans`` and ``signals`` (G, L) int their lists, in the campaigns' order.
-    Campaigns with an empty list are in no group. Why groups and not one flat array for
+    Campaigns with an empty list are in no group. Per campaign (C,): ``group_of`` its group
+    (-1: none) and ``slot_of`` its row in that group. Why groups and not one flat array for
     ``np.ufunc.reduceat``: reduceat pays its overhead once per run and keyframe, and 10,000
     campaigns are 10,000 runs of one to four signals; a group is one rectangular gather and one
     reduction along its ``L`` axis, and a rule set has only a few distinct lengths.
     """
 
     groups: tuple[tuple[np.ndarray, np.ndarray], ...]
+    group_of: np.ndarray
+    slot_of: np.ndarray
 
     @classmethod
     def of(cls, lists: Sequence[Sequence[int]]) -> SignalLists:
@@ -126,12 +129,16 @@ class SignalLists:
                 camps, rows = by_len.setdefault(len(sigs), ([], []))
                 camps.append(ci)
                 rows.append(sigs)
-        return cls(
-            tuple(
-                (np.asarray(camps, dtype=np.intp), np.asarray(rows, dtype=np.intp))
-                for _, (camps, rows) in sorted(by_len.items())
-            )
+        groups = tuple(
+            (np.asarray(camps, dtype=np.intp), np.asarray(rows, dtype=np.intp))
+            for _, (camps, rows) in sorted(by_len.items())
         )
+        group_of = np.full(len(lists), -1, dtype=np.intp)
+        slot_of = np.zeros(len(lists), dtype=np.intp)
+        for g, (members, _) in enumerate(groups):
+            group_of[members] = g
+            slot_of[members] = np.arange(members.size)
+        return cls(groups, group_of, slot_of)
 
     def reduce(self, ufunc: np.ufunc, rows: np.ndarray, out: np.ndarray) -> None:
         """``out[c] = ufunc.reduce(rows[list of c])`` for every listed campaign ``c``.
@@ -141,6 +148,20 @@ class SignalLists:
         """
         for camps, signals in self.groups:
             out[camps] = ufunc.reduce(rows[signals], axis=1)
+
+    def reduce_at(
+        self, ufunc: np.ufunc, values: np.ndarray, rows: np.ndarray, camps: np.ndarray, empty: float
+    ) -> np.ndarray:
+        """(P,): ``ufunc.reduce(values[rows[i], list of camps[i]])`` for each pair ``i``, ``empty``
+        for a campaign without a list. ``values`` is (n, T), one row per keyframe: ``reduce``
+        for the few pairs that need it (only matching keyframes need their evidence)."""
+        out = np.full(camps.size, empty, dtype=values.dtype)
+        group = self.group_of[camps]
+        for g, (_, signals) in enumerate(self.groups):
+            sel = np.flatnonzero(group == g)
+            cols = signals[self.slot_of[camps[sel]]]  # (P_g, L)
+            out[sel] = ufunc.reduce(values[rows[sel, None], cols], axis=1)
+        return out
 
     def __bool__(self) -> bool:
         return bool(self.groups)

@@ -3,8 +3,9 @@
 ``frame_signals`` answers every signal of a ``ConceptIndex`` (concept cosines, IAB ranks, logo,
 face and safety conditions) for a chunk of keyframes as dense (keyframes x signals) arrays, with
 the evidence of each hit (rules in ``targeting.match``). ``decide`` reduces them to per-campaign
-``target``/``blocked``/``evidence`` with one reduction per part and group of campaigns
-(``index_layout.SignalLists``). ``scan_timeline`` runs both
+``target``/``blocked`` with one reduction per part and group of campaigns
+(``index_layout.SignalLists``), ``evidence`` gives the evidence of chosen (keyframe, campaign)
+pairs. ``scan_timeline`` runs them
 over a whole timeline ``MATCH_FRAME_CHUNK`` keyframes at a time and keeps only sparse results:
 the matching (campaign, keyframe) pairs, the blocked ones, and the hits of target signals.
 """
@@ -332,19 +333,18 @@ def _safety_signals(
 
 @dataclass(frozen=True)
 class Decisions:
-    """(n, C) per keyframe x campaign: ``target`` bool, ``blocked`` bool, ``evidence`` float32.
+    """(n, C) per keyframe x campaign: ``target`` bool, ``blocked`` bool.
 
     Each is the ``.T`` view of a campaign-major (C, n) array, the layout ``decide`` computes
     in and ``scan_timeline`` reads campaign by campaign."""
 
     target: np.ndarray
     blocked: np.ndarray
-    evidence: np.ndarray
 
 
 def decide(sig: FrameSignals, index: ConceptIndex) -> Decisions:
     """All campaigns at once: each part is one gather of signal rows and one reduction per
-    group of campaigns (``SignalLists.reduce``), on signal-major copies of the signals."""
+    group of campaigns (``SignalLists.reduce``), on a signal-major copy of the hits."""
     n = sig.hit.shape[0]
     c = len(index.plans)
     hit = np.ascontiguousarray(sig.hit.T)  # (T, n)
@@ -354,13 +354,19 @@ def decide(sig: FrameSignals, index: ConceptIndex) -> Decisions:
         held = np.ones((c, n), dtype=bool)
         index.any_lists.reduce(np.logical_or, hit, held)
         target &= held
-    evidence = np.zeros((c, n), dtype=np.float32)
-    index.clause_lists.reduce(np.maximum, np.ascontiguousarray(sig.ev.T), evidence)
-    evidence[~target] = 0.0
     blocked = np.zeros((c, n), dtype=bool)
     index.exclude_lists.reduce(np.logical_or, hit, blocked)
     blocked |= index.exclude_concepts[:, None] & ~sig.has_emb[None, :]
-    return Decisions(target.T, blocked.T, evidence.T)
+    return Decisions(target.T, blocked.T)
+
+
+def evidence(
+    sig: FrameSignals, index: ConceptIndex, rows: np.ndarray, camps: np.ndarray
+) -> np.ndarray:
+    """(P,) float32: the evidence of campaign ``camps[i]`` on keyframe ``rows[i]`` of ``sig``,
+    its strongest clause evidence (0 where none holds; rules in ``targeting.match``). Asked for
+    pairs, not all keyframes x campaigns: only the matching ones (a tenth) need it."""
+    return index.clause_lists.reduce_at(np.maximum, sig.ev, rows, camps, 0.0)
 
 
 @dataclass(frozen=True)
@@ -421,7 +427,7 @@ def scan_timeline(
         ci, fi = _pairs(matched)
         parts["mc"].append(ci)
         parts["mr"].append(fi + lo)
-        parts["me"].append(dec.evidence.T[matched])
+        parts["me"].append(evidence(sig, index, fi, ci))
         ci, fi = _pairs(blocked)
         parts["bk"].append(ci * n + fi + lo)
         r, j = np.nonzero(sig.hit[:, target_sigs])

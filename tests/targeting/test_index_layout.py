@@ -38,6 +38,19 @@ def test_signal_lists_reduce_equals_a_loop_over_campaigns(ufunc: np.ufunc, fill:
         np.testing.assert_array_equal(out[c], want)
 
 
+def test_signal_lists_reduce_at_pairs_equals_reduce() -> None:
+    """The pairwise reduction (evidence of matching pairs only) agrees with the dense one."""
+    rng = np.random.default_rng(1)
+    values = rng.random((5, 3)).astype(np.float32)  # (n keyframes, T signals)
+    lists = SignalLists.of(LISTS)
+    dense = np.full((len(LISTS), 5), -1.0, dtype=np.float32)
+    lists.reduce(np.maximum, np.ascontiguousarray(values.T), dense)
+    rows, camps = np.divmod(np.arange(5 * len(LISTS)), len(LISTS))
+    got = lists.reduce_at(np.maximum, values, rows, camps, -1.0)
+    np.testing.assert_array_equal(got, dense[camps, rows])
+    assert lists.group_of.tolist() == [1, -1, 0, 2, 0, -1]
+
+
 def test_campaign_clauses_are_campaign_major_in_rules_order() -> None:
     """A signal named twice by one campaign counts once, at its first place."""
     acme, rival = {"logo": {"brand": "acme"}}, {"logo": {"brand": "rival"}}
