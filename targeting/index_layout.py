@@ -154,13 +154,19 @@ class SignalLists:
     ) -> np.ndarray:
         """(P,): ``ufunc.reduce(values[rows[i], list of camps[i]])`` for each pair ``i``, ``empty``
         for a campaign without a list. ``values`` is (n, T), one row per keyframe: ``reduce``
-        for the few pairs that need it (only matching keyframes need their evidence)."""
+        for the few pairs that need it (only matching keyframes need their evidence). One flat
+        ``take`` per list position, folded in place: a 2-D fancy index costs twice as much."""
+        flat = values.ravel()
         out = np.full(camps.size, empty, dtype=values.dtype)
         group = self.group_of[camps]
         for g, (_, signals) in enumerate(self.groups):
             sel = np.flatnonzero(group == g)
+            at = rows[sel] * values.shape[1]
             cols = signals[self.slot_of[camps[sel]]]  # (P_g, L)
-            out[sel] = ufunc.reduce(values[rows[sel, None], cols], axis=1)
+            acc = flat.take(at + cols[:, 0])
+            for j in range(1, cols.shape[1]):
+                ufunc(acc, flat.take(at + cols[:, j]), out=acc)
+            out[sel] = acc
         return out
 
     def __bool__(self) -> bool:
