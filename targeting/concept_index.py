@@ -145,6 +145,8 @@ class ConceptIndex(CompiledIndex):
         rank = np.empty(len(ids), dtype=np.intp)
         rank[np.argsort(np.asarray(ids, dtype=object), kind="stable")] = np.arange(len(ids))
         return CampaignTable(
+            ids=tuple(ids),
+            advertisers=tuple(p.campaign.advertiser for p in self.plans),
             gap_s=np.asarray([p.campaign.gap_s for p in self.plans], dtype=np.float64),
             min_duration_s=np.asarray(
                 [p.campaign.min_duration_s for p in self.plans], dtype=np.float64

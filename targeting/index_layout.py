@@ -178,8 +178,11 @@ class CampaignTable:
     """(C,) arrays over ``plans``: ``gap_s``, ``min_duration_s``, ``bid_cpm`` (float64),
     ``id_rank`` (int: position of the campaign id in sorted order, for deterministic ties) and
     the flight as ``flight_first``/``flight_last`` (int64 ``date.toordinal()``, inclusive; an
-    open end is ``date.min``/``date.max``)."""
+    open end is ``date.min``/``date.max``); ``ids`` and ``advertisers`` as Python tuples, which
+    placements copy (cheaper to index than the campaign models' attributes)."""
 
+    ids: tuple[str, ...]
+    advertisers: tuple[str, ...]
     gap_s: np.ndarray
     min_duration_s: np.ndarray
     bid_cpm: np.ndarray

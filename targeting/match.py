@@ -125,13 +125,13 @@ def placements(
     per field, and ``Placement`` called with positional arguments (in field order), which
     CPython binds in about half the time of keywords."""
     order = np.lexsort((segs.start, segs.campaign_id_rank, -segs.score * segs.bid))
-    campaigns = [index.plans[c].campaign for c in segs.campaign[order].tolist()]
+    tab = index.campaign_table
     return [
-        Placement(c.id, media, start, end, score, reasons[i], c.advertiser, bid, rank)
+        Placement(tab.ids[c], media, start, end, score, reasons[i], tab.advertisers[c], bid, rank)
         for rank, (i, c, start, end, score, bid) in enumerate(
             zip(
                 order.tolist(),
-                campaigns,
+                segs.campaign[order].tolist(),
                 segs.start[order].tolist(),
                 segs.end[order].tolist(),
                 segs.score[order].tolist(),
