@@ -51,9 +51,9 @@ from targeting.index_builder import (
     compile_index,
 )
 from targeting.index_layout import (
+    CampaignClauses,
     CampaignPlan,
     CampaignTable,
-    ClauseMembers,
     ConceptColumn,
     FaceKey,
     IabClauseKey,
@@ -74,9 +74,9 @@ __all__ = [
     "MAX_CAMPAIGNS",
     "MAX_CONCEPT_COLUMNS",
     "NORM_EPS",
+    "CampaignClauses",
     "CampaignPlan",
     "CampaignTable",
-    "ClauseMembers",
     "ConceptColumn",
     "ConceptIndex",
     "FaceKey",
@@ -145,6 +145,8 @@ class ConceptIndex(CompiledIndex):
         rank = np.empty(len(ids), dtype=np.intp)
         rank[np.argsort(np.asarray(ids, dtype=object), kind="stable")] = np.arange(len(ids))
         return CampaignTable(
+            ids=tuple(ids),
+            advertisers=tuple(p.campaign.advertiser for p in self.plans),
             gap_s=np.asarray([p.campaign.gap_s for p in self.plans], dtype=np.float64),
             min_duration_s=np.asarray(
                 [p.campaign.min_duration_s for p in self.plans], dtype=np.float64
@@ -156,9 +158,9 @@ class ConceptIndex(CompiledIndex):
         )
 
     @cached_property
-    def clause_members(self) -> ClauseMembers:
-        """Which campaigns use each signal as a target clause (see ``ClauseMembers``)."""
-        return ClauseMembers.of(self.plans, self.n_signals)
+    def campaign_clauses(self) -> CampaignClauses:
+        """Every campaign's distinct target-clause signals (see ``CampaignClauses``)."""
+        return CampaignClauses.of(self.plans)
 
     @property
     def n_signals(self) -> int:

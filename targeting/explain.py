@@ -34,6 +34,7 @@ from targeting.signals import (
     MATCH_FRAME_CHUNK,
     FrameSignals,
     decide,
+    evidence,
     frame_signals,
     safety_verdicts,
     scan_timeline,
@@ -217,9 +218,12 @@ def explain_frames(
         part = {k: v[lo : lo + MATCH_FRAME_CHUNK] for k, v in verdicts.items()}
         sig = frame_signals(chunk, index, safety_policy, part)
         dec = decide(sig, index)
+        rows, cols = np.divmod(np.arange(len(chunk) * len(pos)), len(pos))
+        ev = evidence(sig, index, rows, np.asarray(pos, dtype=np.intp)[cols])
+        ev = np.where(dec.target[:, pos].ravel(), ev, 0.0).reshape(len(chunk), len(pos))
         for i, f in enumerate(chunk):
             t = float(times[lo + i])
-            for ci in pos:
+            for k, ci in enumerate(pos):
                 plan = index.plans[ci]
                 matched = tuple(
                     reason_at(index, sig, i, s, t)
@@ -277,7 +281,7 @@ def explain_frames(
                         campaign=plan.campaign.id,
                         target=target,
                         blocked=blocked,
-                        evidence=float(dec.evidence[i, ci]),
+                        evidence=float(ev[i, k]),
                         matched=matched,
                         blocking=tuple(blocking),
                         placed=placement is not None,

@@ -3,7 +3,7 @@
 Plain frozen data, no model and no numbers computed here beyond packing: the signal keys (one per
 distinct condition: ``ConceptColumn``, ``IabClauseKey``, ``LogoKey``, ``FaceKey``, ``SafetyKey``),
 each campaign as signal indices (``CampaignPlan``), and the same lists packed for vectorized
-reductions over campaigns (``SignalLists``, ``CampaignTable``, ``ClauseMembers``, ``IabTable``). See
+reductions over campaigns (``SignalLists``, ``CampaignTable``, ``CampaignClauses``, ``IabTable``). See
 ``targeting.concept_index`` for the signal space they describe.
 """
 
@@ -110,13 +110,16 @@ class SignalLists:
 
     ``groups`` holds one ``(camps, signals)`` pair per distinct list length ``L``: ``camps``
     (G,) int rows in ``plans`` and ``signals`` (G, L) int their lists, in the campaigns' order.
-    Campaigns with an empty list are in no group. Why groups and not one flat array for
+    Campaigns with an empty list are in no group. Per campaign (C,): ``group_of`` its group
+    (-1: none) and ``slot_of`` its row in that group. Why groups and not one flat array for
     ``np.ufunc.reduceat``: reduceat pays its overhead once per run and keyframe, and 10,000
     campaigns are 10,000 runs of one to four signals; a group is one rectangular gather and one
     reduction along its ``L`` axis, and a rule set has only a few distinct lengths.
     """
 
     groups: tuple[tuple[np.ndarray, np.ndarray], ...]
+    group_of: np.ndarray
+    slot_of: np.ndarray
 
     @classmethod
     def of(cls, lists: Sequence[Sequence[int]]) -> SignalLists:
@@ -126,12 +129,16 @@ class SignalLists:
                 camps, rows = by_len.setdefault(len(sigs), ([], []))
                 camps.append(ci)
                 rows.append(sigs)
-        return cls(
-            tuple(
-                (np.asarray(camps, dtype=np.intp), np.asarray(rows, dtype=np.intp))
-                for _, (camps, rows) in sorted(by_len.items())
-            )
+        groups = tuple(
+            (np.asarray(camps, dtype=np.intp), np.asarray(rows, dtype=np.intp))
+            for _, (camps, rows) in sorted(by_len.items())
         )
+        group_of = np.full(len(lists), -1, dtype=np.intp)
+        slot_of = np.zeros(len(lists), dtype=np.intp)
+        for g, (members, _) in enumerate(groups):
+            group_of[members] = g
+            slot_of[members] = np.arange(members.size)
+        return cls(groups, group_of, slot_of)
 
     def reduce(self, ufunc: np.ufunc, rows: np.ndarray, out: np.ndarray) -> None:
         """``out[c] = ufunc.reduce(rows[list of c])`` for every listed campaign ``c``.
@@ -142,6 +149,26 @@ class SignalLists:
         for camps, signals in self.groups:
             out[camps] = ufunc.reduce(rows[signals], axis=1)
 
+    def reduce_at(
+        self, ufunc: np.ufunc, values: np.ndarray, rows: np.ndarray, camps: np.ndarray, empty: float
+    ) -> np.ndarray:
+        """(P,): ``ufunc.reduce(values[rows[i], list of camps[i]])`` for each pair ``i``, ``empty``
+        for a campaign without a list. ``values`` is (n, T), one row per keyframe: ``reduce``
+        for the few pairs that need it (only matching keyframes need their evidence). One flat
+        ``take`` per list position, folded in place: a 2-D fancy index costs twice as much."""
+        flat = values.ravel()
+        out = np.full(camps.size, empty, dtype=values.dtype)
+        group = self.group_of[camps]
+        for g, (_, signals) in enumerate(self.groups):
+            sel = np.flatnonzero(group == g)
+            at = rows[sel] * values.shape[1]
+            cols = signals[self.slot_of[camps[sel]]]  # (P_g, L)
+            acc = flat.take(at + cols[:, 0])
+            for j in range(1, cols.shape[1]):
+                ufunc(acc, flat.take(at + cols[:, j]), out=acc)
+            out[sel] = acc
+        return out
+
     def __bool__(self) -> bool:
         return bool(self.groups)
 
@@ -151,8 +178,11 @@ class CampaignTable:
     """(C,) arrays over ``plans``: ``gap_s``, ``min_duration_s``, ``bid_cpm`` (float64),
     ``id_rank`` (int: position of the campaign id in sorted order, for deterministic ties) and
     the flight as ``flight_first``/``flight_last`` (int64 ``date.toordinal()``, inclusive; an
-    open end is ``date.min``/``date.max``)."""
+    open end is ``date.min``/``date.max``); ``ids`` and ``advertisers`` as Python tuples, which
+    placements copy (cheaper to index than the campaign models' attributes)."""
 
+    ids: tuple[str, ...]
+    advertisers: tuple[str, ...]
     gap_s: np.ndarray
     min_duration_s: np.ndarray
     bid_cpm: np.ndarray
@@ -167,34 +197,32 @@ class CampaignTable:
 
 
 @dataclass(frozen=True, eq=False)
-class ClauseMembers:
-    """Signal -> the campaigns whose target uses it, as CSR arrays (for joining hits to placements).
+class CampaignClauses:
+    """Every campaign's distinct target-clause signals, as (P,) int arrays sorted by campaign
+    then position: ``campaign`` (row in ``plans``), ``signal``, ``position`` (the signal's place
+    among the campaign's distinct ``clause_signals``, so reasons keep the rules' order).
 
-    For signal ``s``, entries ``ptr[s]:ptr[s+1]`` of ``campaign`` (int, row in ``plans``) and
-    ``position`` (int, the clause's first position in that campaign's ``clause_signals``, so
-    reasons keep the rules' order).
-    """
+    Campaign-major because reasons are joined campaign by campaign (``targeting.reasons``): the
+    lookups into the campaign-major matches then run in order, not at random."""
 
-    ptr: np.ndarray
     campaign: np.ndarray
+    signal: np.ndarray
     position: np.ndarray
 
     @classmethod
-    def of(cls, plans: Sequence[CampaignPlan], n_signals: int) -> ClauseMembers:
-        sig: list[int] = []
+    def of(cls, plans: Sequence[CampaignPlan]) -> CampaignClauses:
         camp: list[int] = []
+        sig: list[int] = []
         pos: list[int] = []
         for ci, p in enumerate(plans):
             for j, s in enumerate(dict.fromkeys(p.clause_signals)):
-                sig.append(s)
                 camp.append(ci)
+                sig.append(s)
                 pos.append(j)
-        s_arr = np.asarray(sig, dtype=np.intp)
-        order = np.argsort(s_arr, kind="stable")
         return cls(
-            ptr=np.searchsorted(s_arr[order], np.arange(n_signals + 1)),
-            campaign=np.asarray(camp, dtype=np.intp)[order],
-            position=np.asarray(pos, dtype=np.intp)[order],
+            np.asarray(camp, dtype=np.intp),
+            np.asarray(sig, dtype=np.intp),
+            np.asarray(pos, dtype=np.intp),
         )
 
 

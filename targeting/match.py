@@ -121,26 +121,17 @@ def placements(
     segs: Segments, reasons: list[tuple[Reason, ...]], index: ConceptIndex, media: str
 ) -> list[Placement]:
     """The kept segments as ``Placement`` objects, ranked (module doc: score x bid, campaign
-    id, start). The columns become Python lists first: one ``tolist`` per column instead of
-    a NumPy scalar per field and placement, which cost more than the matching itself."""
+    id, start). Built for 10^4 placements: one ``tolist`` per column instead of a NumPy scalar
+    per field, and ``Placement`` called with positional arguments (in field order), which
+    CPython binds in about half the time of keywords."""
     order = np.lexsort((segs.start, segs.campaign_id_rank, -segs.score * segs.bid))
-    campaigns = [index.plans[c].campaign for c in segs.campaign[order].tolist()]
+    tab = index.campaign_table
     return [
-        Placement(
-            campaign=c.id,
-            media=media,
-            start_s=start,
-            end_s=end,
-            score=score,
-            reasons=reasons[i],
-            advertiser=c.advertiser,
-            bid_cpm=bid,
-            rank=rank,
-        )
+        Placement(tab.ids[c], media, start, end, score, reasons[i], tab.advertisers[c], bid, rank)
         for rank, (i, c, start, end, score, bid) in enumerate(
             zip(
                 order.tolist(),
-                campaigns,
+                segs.campaign[order].tolist(),
                 segs.start[order].tolist(),
                 segs.end[order].tolist(),
                 segs.score[order].tolist(),

@@ -20,10 +20,19 @@ MAX_REASONS_PER_CLAUSE = 2
 """A placement lists, per clause that held, at most this many keyframes (the strongest)."""
 
 
+def signal_boxes(boxes: np.ndarray) -> list[Box | None]:
+    """(H, 4) signal boxes (NaN: none) as Python boxes, all at once (per box, NumPy's overhead
+    would cost more than the reason it goes into)."""
+    has = ~np.isnan(boxes).any(axis=1)
+    return [
+        (b[0], b[1], b[2], b[3]) if ok else None
+        for b, ok in zip(boxes.tolist(), has.tolist(), strict=True)
+    ]
+
+
 def signal_box(sig_box: np.ndarray) -> Box | None:
-    if np.isnan(sig_box).any():
-        return None
-    return (float(sig_box[0]), float(sig_box[1]), float(sig_box[2]), float(sig_box[3]))
+    """One (4,) signal box (NaN: none) as a Python box."""
+    return signal_boxes(sig_box[None, :])[0]
 
 
 def reason_for(
@@ -100,22 +109,38 @@ def reason_at(
     )
 
 
+def expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ranges ``starts[i] : starts[i] + counts[i]`` back to back: (owner ``i``, index) per
+    element, as two (sum(counts),) int arrays (a vectorized nested loop)."""
+    owner = np.repeat(np.arange(counts.size), counts)
+    within = np.arange(owner.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    return owner, starts[owner] + within
+
+
 def placement_reasons(
     segs: Segments, m: Matches, hits: Hits, index: ConceptIndex, times: np.ndarray, n: int
 ) -> list[tuple[Reason, ...]]:
     """Per kept segment, per clause that held on its matching keyframes (rules order), the
-    ``MAX_REASONS_PER_CLAUSE`` strongest keyframes: a join of hits x clause users x matches."""
-    mem = index.clause_members
-    count = mem.ptr[hits.signal + 1] - mem.ptr[hits.signal]
-    h = np.repeat(np.arange(hits.signal.size), count)  # one entry per (hit, campaign using it)
-    within = np.arange(h.size) - np.repeat(np.cumsum(count) - count, count)
-    member = mem.ptr[hits.signal[h]] + within
-    key = mem.campaign[member].astype(np.int64) * n + hits.row[h]
+    ``MAX_REASONS_PER_CLAUSE`` strongest keyframes: a join of clauses x hits x matches.
+
+    The join runs campaign by campaign: each clause of a campaign with a kept segment meets
+    the hits of its signal (strongest first), each (campaign, keyframe) is looked up in the
+    campaign-major matches, and one stable sort by segment then yields every segment's hits
+    in clause order, strongest first within a clause."""
+    cc = index.campaign_clauses
+    placed = np.zeros(len(index.plans), dtype=bool)
+    placed[segs.campaign] = True
+    pair = np.flatnonzero(placed[cc.campaign])  # the clauses of campaigns with a placement
+    signal_start = np.searchsorted(hits.signal, np.arange(index.n_signals + 1))
+    sig = cc.signal[pair]
+    p, h = expand(signal_start[sig], signal_start[sig + 1] - signal_start[sig])
+    pair = pair[p]
+    key = cc.campaign[pair].astype(np.int64) * n + hits.row[h]
     pos = np.minimum(np.searchsorted(m.key, key), m.key.size - 1)
     seg = np.where(m.key[pos] == key, segs.of_match[pos], -1)
     ok = seg >= 0
-    h, seg, clause = h[ok], seg[ok], mem.position[member[ok]]
-    order = np.lexsort((h, clause, seg))  # hits are strongest-first within a signal
+    h, seg, clause = h[ok], seg[ok], cc.position[pair[ok]]
+    order = np.argsort(seg, kind="stable")  # generated in (clause, strength) order per campaign
     h, seg, clause = h[order], seg[order], clause[order]
     group = np.concatenate(([True], (seg[1:] != seg[:-1]) | (clause[1:] != clause[:-1])))
     starts = np.flatnonzero(group)
@@ -129,21 +154,31 @@ def _grouped_reasons(
 ) -> list[tuple[Reason, ...]]:
     """Reasons of hits ``h`` grouped into one tuple per segment (``seg`` sorted, in 0..n_segs-1).
 
-    One ``Reason`` per distinct hit, shared by every placement that names it (a face seen on a
-    keyframe is the reason of hundreds of face campaigns); the tuples are slices of one list."""
+    Shared, because they repeat: one ``Reason`` per distinct hit (a face seen on a keyframe is
+    the reason of hundreds of face campaigns), and one tuple per distinct list of hits (20,000
+    placements of 10,000 campaigns name fewer than 1,000 lists). Building 20,000 tuples, and
+    collecting them, cost more than finding the repeats: the lists are compared as bytes."""
     distinct, which = np.unique(h, return_inverse=True)
     made = [
-        reason_for(
-            index,
-            int(hits.signal[hi]),
-            float(times[hits.row[hi]]),
-            float(hits.raw[hi]),
-            signal_box(hits.box[hi]),
-            int(hits.aux_a[hi]),
-            int(hits.aux_b[hi]),
+        reason_for(index, *fields)
+        for fields in zip(
+            hits.signal[distinct].tolist(),
+            times[hits.row[distinct]].tolist(),
+            hits.raw[distinct].tolist(),
+            signal_boxes(hits.box[distinct]),
+            hits.aux_a[distinct].tolist(),
+            hits.aux_b[distinct].tolist(),
+            strict=True,
         )
-        for hi in distinct.tolist()
     ]
-    flat = [made[j] for j in which.tolist()]
-    bounds = np.searchsorted(seg, np.arange(n_segs + 1)).tolist()
-    return [tuple(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    code = which.astype(np.int64).tobytes()
+    bounds = (np.searchsorted(seg, np.arange(n_segs + 1)) * 8).tolist()
+    shared: dict[bytes, tuple[Reason, ...]] = {}
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+        key = code[a:b]
+        got = shared.get(key)
+        if got is None:
+            got = shared[key] = tuple(made[j] for j in np.frombuffer(key, np.int64).tolist())
+        out.append(got)
+    return out

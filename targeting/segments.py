@@ -95,9 +95,10 @@ def segment(
     tab = index.campaign_table
     same = m.campaign[1:] == m.campaign[:-1]
     gap_ok = np.diff(times[m.row]) <= tab.gap_s[m.campaign[1:]] + TIME_EPS
-    blocked_between = np.searchsorted(blocked_keys, m.key[1:], "left") > np.searchsorted(
-        blocked_keys, m.key[:-1], "right"
-    )
+    # blocked keys before each match (a matching pair is never a blocked one, so "before"
+    # needs no side); more of them before the next match = one lies in between
+    before = np.searchsorted(blocked_keys, m.key)
+    blocked_between = before[1:] > before[:-1]
     new = np.concatenate(([True], ~(same & gap_ok & ~blocked_between)))
     first = np.flatnonzero(new)
     last = np.concatenate((first[1:] - 1, [m.campaign.size - 1]))

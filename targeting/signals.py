@@ -3,7 +3,9 @@
 ``frame_signals`` answers every signal of a ``ConceptIndex`` (concept cosines, IAB ranks, logo,
 face and safety conditions) for a chunk of keyframes as dense (keyframes x signals) arrays, with
 the evidence of each hit (rules in ``targeting.match``). ``decide`` reduces them to per-campaign
-``target``/``blocked``/``evidence`` with one ``reduceat`` per part. ``scan_timeline`` runs both
+``target``/``blocked`` with one reduction per part and group of campaigns
+(``index_layout.SignalLists``), ``evidence`` gives the evidence of chosen (keyframe, campaign)
+pairs. ``scan_timeline`` runs them
 over a whole timeline ``MATCH_FRAME_CHUNK`` keyframes at a time and keeps only sparse results:
 the matching (campaign, keyframe) pairs, the blocked ones, and the hits of target signals.
 """
@@ -49,8 +51,9 @@ CONCEPT_EVIDENCE_SPAN = 0.10
 related image/text pairs rarely sit more than ~0.1 above a sensible threshold)."""
 MATCH_FRAME_CHUNK = 128
 """Keyframes evaluated together: bounds the dense intermediates however long the video is.
-Per chunk they take about 21 bytes per keyframe x signal plus ~10 per keyframe x clause entry:
-~80 MB at 30,000 signals, 30,000 campaigns."""
+Per chunk they take about 26 bytes per keyframe x signal (``decide`` adds signal-major copies
+of ``hit`` and ``ev``) plus ~10 per keyframe x clause entry: ~100 MB at 30,000 signals,
+30,000 campaigns."""
 EVIDENCE_RESOLUTION = 1e-5
 """Evidence values closer than this are equal when choosing which keyframes a reason names."""
 
@@ -109,10 +112,13 @@ def frame_signals(
     if k:
         s = index.scores(emb)
         h = (s >= index.thresholds) & has_emb[:, None]
-        span = np.minimum(CONCEPT_EVIDENCE_SPAN, 1.0 - index.thresholds)
         raw[:, :k] = s
         hit[:, :k] = h
-        ev[:, :k] = np.where(h, _evidence(s, index.thresholds, span), 0.0)
+        # evidence where a concept holds only: a few of thousands of columns per keyframe
+        r, j = np.nonzero(h)
+        thr = index.thresholds[j]
+        span = np.minimum(CONCEPT_EVIDENCE_SPAN, 1.0 - thr)
+        ev[r, j] = _evidence(s[r, j], thr, span)
 
     # IAB clauses: one (n, D) x (D, M) product and the top-k, vectorized over clauses
     q0, q1 = o["iab"], o["logo"]
@@ -327,19 +333,18 @@ def _safety_signals(
 
 @dataclass(frozen=True)
 class Decisions:
-    """(n, C) per keyframe x campaign: ``target`` bool, ``blocked`` bool, ``evidence`` float32.
+    """(n, C) per keyframe x campaign: ``target`` bool, ``blocked`` bool.
 
     Each is the ``.T`` view of a campaign-major (C, n) array, the layout ``decide`` computes
     in and ``scan_timeline`` reads campaign by campaign."""
 
     target: np.ndarray
     blocked: np.ndarray
-    evidence: np.ndarray
 
 
 def decide(sig: FrameSignals, index: ConceptIndex) -> Decisions:
     """All campaigns at once: each part is one gather of signal rows and one reduction per
-    group of campaigns (``SignalLists.reduce``), on signal-major copies of the signals."""
+    group of campaigns (``SignalLists.reduce``), on a signal-major copy of the hits."""
     n = sig.hit.shape[0]
     c = len(index.plans)
     hit = np.ascontiguousarray(sig.hit.T)  # (T, n)
@@ -349,13 +354,19 @@ def decide(sig: FrameSignals, index: ConceptIndex) -> Decisions:
         held = np.ones((c, n), dtype=bool)
         index.any_lists.reduce(np.logical_or, hit, held)
         target &= held
-    evidence = np.zeros((c, n), dtype=np.float32)
-    index.clause_lists.reduce(np.maximum, np.ascontiguousarray(sig.ev.T), evidence)
-    evidence[~target] = 0.0
     blocked = np.zeros((c, n), dtype=bool)
     index.exclude_lists.reduce(np.logical_or, hit, blocked)
     blocked |= index.exclude_concepts[:, None] & ~sig.has_emb[None, :]
-    return Decisions(target.T, blocked.T, evidence.T)
+    return Decisions(target.T, blocked.T)
+
+
+def evidence(
+    sig: FrameSignals, index: ConceptIndex, rows: np.ndarray, camps: np.ndarray
+) -> np.ndarray:
+    """(P,) float32: the evidence of campaign ``camps[i]`` on keyframe ``rows[i]`` of ``sig``,
+    its strongest clause evidence (0 where none holds; rules in ``targeting.match``). Asked for
+    pairs, not all keyframes x campaigns: only the matching ones (a tenth) need it."""
+    return index.clause_lists.reduce_at(np.maximum, sig.ev, rows, camps, 0.0)
 
 
 @dataclass(frozen=True)
@@ -382,6 +393,14 @@ class Hits:
     aux_b: np.ndarray
 
 
+def _pairs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a (C, nc) bool mask as int64 (row, column) arrays, from one flat
+    index array (half the output of ``nonzero``'s two index arrays of a 2-D mask)."""
+    flat = np.flatnonzero(mask)
+    row, col = np.divmod(flat, mask.shape[1])
+    return row, col
+
+
 def scan_timeline(
     frames: Sequence[FrameFacts],
     index: ConceptIndex,
@@ -402,12 +421,15 @@ def scan_timeline(
         part = {k: v[lo : lo + MATCH_FRAME_CHUNK] for k, v in verdicts.items()}
         sig = frame_signals(chunk, index, policy, part)
         dec = decide(sig, index)
-        ci, fi = np.nonzero((dec.target & ~dec.blocked & active[None, :]).T)  # campaign-major
+        # campaign-major (C, nc) views: the masks list pairs campaign by campaign
+        blocked = dec.blocked.T & active[:, None]
+        matched = dec.target.T & ~blocked & active[:, None]
+        ci, fi = _pairs(matched)
         parts["mc"].append(ci)
         parts["mr"].append(fi + lo)
-        parts["me"].append(dec.evidence[fi, ci])
-        ci, fi = np.nonzero((dec.blocked & active[None, :]).T)
-        parts["bk"].append(ci.astype(np.int64) * n + fi + lo)
+        parts["me"].append(evidence(sig, index, fi, ci))
+        ci, fi = _pairs(blocked)
+        parts["bk"].append(ci * n + fi + lo)
         r, j = np.nonzero(sig.hit[:, target_sigs])
         s = target_sigs[j]
         parts["hs"].append(s)
@@ -421,9 +443,10 @@ def scan_timeline(
         parts["hb"].append(sig.aux_b[r, s])
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     mc, mr = cat["mc"].astype(np.int64), cat["mr"].astype(np.int64)
-    order = np.lexsort((mr, mc))  # chunks come in frame order: re-sort campaign-major
-    mc, mr = mc[order], mr[order]
-    matches = Matches(mc, mr, mc * n + mr, cat["me"][order].astype(np.float64))
+    key = mc * n + mr
+    # Chunks come in frame order, each sorted campaign-major: a stable sort merges the runs.
+    order = np.argsort(key, kind="stable")
+    matches = Matches(mc[order], mr[order], key[order], cat["me"][order].astype(np.float64))
     # Quantized, so float noise of the BLAS product (which varies with the matrix shape) cannot
     # reorder keyframes whose evidence is equal for any practical purpose.
     strength = np.round(cat["he"].astype(np.float64) / EVIDENCE_RESOLUTION).astype(np.int64)

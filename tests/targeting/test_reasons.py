@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from targeting.reasons import expand
 from tests.targeting.timelines import (
     ACME,
     BOX,
@@ -64,3 +65,8 @@ def test_reasons_name_the_strongest_keyframes_of_each_clause() -> None:
         "box": list(BOX),
         "detail": "score >= 0.5, by matcher",
     }
+
+
+def test_expand_lists_the_ranges_back_to_back() -> None:
+    owner, at = expand(np.array([10, 3, 7]), np.array([2, 0, 3]))
+    assert owner.tolist() == [0, 0, 2, 2, 2] and at.tolist() == [10, 11, 7, 8, 9]
