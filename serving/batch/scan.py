@@ -33,7 +33,7 @@ from serving.batch.isolated_decode import DecodeLimits, DecodePool
 from serving.batch.manifest import ManifestEntry, ManifestProblem
 from serving.batch.outputs import result_lines
 from serving.media_scan import Decoder, keyframes_of, place_timeline, printable_name
-from serving.targeter import Targeter
+from serving.targeter import RulesSnapshot, Targeter
 from targeting.match import FrameDecision
 from targeting.types import Placement
 from vision.errors import InvalidArgument, OnscreenError
@@ -53,7 +53,10 @@ __all__ = [
     "PROGRESS_EVERY_S",
     "BatchSummary",
     "MediaResult",
+    "commit_result",
     "expand_media",
+    "failed",
+    "media_result",
     "media_id_for",
     "plan_items",
     "plan_media",
@@ -197,6 +200,64 @@ def plan_items(
     return items
 
 
+def failed(media: str, path: Path, exc: BaseException, seconds: float = 0.0) -> MediaResult:
+    """The error result of a media whose scan raised ``exc``: an OnscreenError or OSError is
+    the file's fault (its message is the line); anything else is a bug, logged in full, that
+    must not stop a night's scan."""
+    if isinstance(exc, OnscreenError | OSError):
+        return MediaResult(media, path, error=printable_name(str(exc)), seconds=seconds)
+    shown = printable_name(str(path))  # error texts are JSON lines and terminal output
+    log.error("unexpected failure on %s", shown, exc_info=exc)
+    msg = printable_name(f"{shown}: internal error {type(exc).__name__}: {exc}")
+    return MediaResult(media, path, error=msg, seconds=seconds)
+
+
+def media_result(
+    targeter: Targeter,
+    path: Path,
+    media: str,
+    facts: Sequence[FrameFacts],
+    *,
+    today: date,
+    explain: bool = False,
+    snapshot: RulesSnapshot | None = None,
+    started: float | None = None,
+) -> MediaResult:
+    """Placements of one media's analyzed keyframes as its result (every failure an error
+    result): the step after the models, the same whoever ran them (this process, the
+    pipelined scan, Ray actors). ``started``: ``time.perf_counter()`` when its scan began."""
+    start = time.perf_counter() if started is None else started
+    try:
+        outcome = place_timeline(
+            targeter, facts, media=media, today=today, explain=explain, snapshot=snapshot
+        )
+    except Exception as exc:  # noqa: BLE001 - becomes the media's error line (see failed)
+        return failed(media, path, exc, time.perf_counter() - start)
+    return MediaResult(
+        media,
+        path,
+        placements=outcome.placements,
+        facts=tuple(facts) if explain else (),
+        decisions=outcome.decisions,
+        keyframes=outcome.keyframes,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def commit_result(
+    result: MediaResult,
+    sink: JsonlSink,
+    store: PlacementStore | None = None,
+    *,
+    explain: bool = False,
+) -> None:
+    """Write one media's result everywhere, in the crash-safe order (module doc): the store
+    first (a good result replaces the media's rows), then its JSONL lines and checkpoint."""
+    if store is not None and result.ok:
+        store.replace_media(result.media, result.placements)
+    sink.write(result.media, result_lines(result, explain=explain))
+
+
 def scan_media(
     targeter: Targeter,
     path: Path,
@@ -216,31 +277,23 @@ def scan_media(
     ``decoder``: decode elsewhere (a :class:`DecodePool` worker); default in this process.
     """
     start = time.perf_counter()
-    shown = printable_name(str(path))  # error texts are JSON lines and terminal output
     try:
         frames: Iterable[Frame] = keyframes_of(targeter.pipeline, path, media, decoder)
         if on_frame is not None:
             frames = _tap(frames, on_frame)
         snapshot = targeter.snapshot  # the logos and the placements of one rules version
         facts = list(targeter.analyze(prefetch(frames, DECODE_AHEAD), snapshot))
-        outcome = place_timeline(
-            targeter, facts, media=media, today=today, explain=explain, snapshot=snapshot
-        )
-    except (OnscreenError, OSError) as exc:
-        msg = printable_name(str(exc))
-        return MediaResult(media, path, error=msg, seconds=time.perf_counter() - start)
-    except Exception as exc:  # a bug must not stop a night's scan; it is logged in full
-        log.exception("unexpected failure on %s", shown)
-        msg = printable_name(f"{shown}: internal error {type(exc).__name__}: {exc}")
-        return MediaResult(media, path, error=msg, seconds=time.perf_counter() - start)
-    return MediaResult(
-        media,
+    except Exception as exc:  # noqa: BLE001 - becomes the media's error line (see failed)
+        return failed(media, path, exc, time.perf_counter() - start)
+    return media_result(
+        targeter,
         path,
-        placements=outcome.placements,
-        facts=tuple(facts) if explain else (),
-        decisions=outcome.decisions,
-        keyframes=outcome.keyframes,
-        seconds=time.perf_counter() - start,
+        media,
+        facts,
+        today=today,
+        explain=explain,
+        snapshot=snapshot,
+        started=start,
     )
 
 
@@ -309,9 +362,7 @@ def run_scan(
                 )
                 if metadata is not None:
                     result = replace(result, metadata=metadata)
-            if store is not None and result.ok:
-                store.replace_media(result.media, result.placements)
-            sink.write(media, result_lines(result, explain=explain))
+            commit_result(result, sink, store, explain=explain)
             results.append(result)
             if on_result is not None:
                 on_result(result)
