@@ -33,7 +33,7 @@ from targeting.logos_config import detector_settings
 from targeting.match import FrameDecision, explain_frames, match
 from targeting.rules_loader import RuleSet
 from targeting.types import Placement
-from vision.analyze import Analyzer
+from vision.analyze import Analyzer, TextMemory
 from vision.brands import BrandRefs, read_reference
 from vision.errors import ModelError
 from vision.logo_fusion import FusedLogoFinder, build_fused_finder
@@ -182,12 +182,15 @@ class Targeter:
         return snapshot
 
     def analyze_batch(
-        self, frames: Sequence[Frame], snapshot: RulesSnapshot | None = None
+        self,
+        frames: Sequence[Frame],
+        snapshot: RulesSnapshot | None = None,
+        memory: TextMemory | None = None,
     ) -> list[FrameFacts]:
         """Every model over ``frames`` (one call each), logos matched with ``snapshot``'s
-        brands (default: the current snapshot)."""
+        brands (default: the current snapshot); ``memory`` as :func:`analyze_with_snapshots`."""
         return analyze_with_snapshots(
-            self.models, [(f, snapshot or self._snapshot) for f in frames]
+            self.models, [(f, snapshot or self._snapshot) for f in frames], memory
         )
 
     def analyze(
@@ -196,14 +199,15 @@ class Targeter:
         """``analyze_batch`` over a stream of keyframes, a model batch at a time (a long video
         never sits in memory), every batch with the same ``snapshot``."""
         snap = snapshot or self._snapshot
+        memory: TextMemory = {}  # the OCR schedule spans the stream, not one batch
         batch: list[Frame] = []
         for frame in frames:
             batch.append(frame)
             if len(batch) >= self.models.batch_size:
-                yield from self.analyze_batch(batch, snap)
+                yield from self.analyze_batch(batch, snap, memory)
                 batch = []
         if batch:
-            yield from self.analyze_batch(batch, snap)
+            yield from self.analyze_batch(batch, snap, memory)
 
     def place(
         self,
@@ -228,13 +232,16 @@ class Targeter:
 
 
 def analyze_with_snapshots(
-    models: Analyzer, items: Sequence[tuple[Frame, RulesSnapshot]]
+    models: Analyzer,
+    items: Sequence[tuple[Frame, RulesSnapshot]],
+    memory: TextMemory | None = None,
 ) -> list[FrameFacts]:
     """The rule-independent models over every frame in one batch, then each frame's logos with
     the logo finder of the snapshot it was submitted with (one ``match_many`` per snapshot: during
-    a reload a batch can hold frames of two versions)."""
+    a reload a batch can hold frames of two versions). ``memory``: the OCR schedule carried
+    from earlier batches of the same media (:data:`vision.analyze.TextMemory`)."""
     frames = [f for f, _ in items]
-    facts = models.analyze_batch(frames)
+    facts = models.analyze_batch(frames, memory)
     groups: dict[int, list[int]] = {}
     for i, (_, snap) in enumerate(items):
         groups.setdefault(id(snap), []).append(i)

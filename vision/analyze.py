@@ -41,8 +41,11 @@ DEFAULT_OCR_INTERVAL_S = 1.0
 """Most seconds of media time between two OCR reads of one shot of a video: every second
 keyframe at the default 0.5 s keyframe interval (cuts and still images are always read)."""
 
-_TextMemory = dict[str, tuple[float, tuple[TextRead, ...]]]
-"""Per media id: the time (s) of its last OCR read and what that read found."""
+TextMemory = dict[str, tuple[float, tuple[TextRead, ...]]]
+"""Per media id: the time (s) of its last OCR read and what that read found. A caller that
+analyzes a stream in batches of its own (the batch scan's pipeline, whose batches mix media)
+passes one across its ``analyze_batch`` calls, so the OCR schedule, and with it every text fact,
+does not depend on where the batches happen to be cut."""
 
 
 DEFAULT_TEXT_BLEND = 0.35
@@ -158,7 +161,7 @@ class Analyzer:
 
         The OCR schedule spans the whole stream: its memory carries across batches."""
         batch: list[Frame] = []
-        memory: _TextMemory = {}
+        memory: TextMemory = {}
         for frame in frames:
             batch.append(frame)
             if len(batch) >= self.batch_size:
@@ -167,14 +170,16 @@ class Analyzer:
         if batch:
             yield from self._analyze(batch, memory)
 
-    def analyze_batch(self, frames: Sequence[Frame]) -> list[FrameFacts]:
+    def analyze_batch(
+        self, frames: Sequence[Frame], memory: TextMemory | None = None
+    ) -> list[FrameFacts]:
         """All models over one batch of frames; the unit the gRPC micro-batcher calls.
 
-        The batch is its own stream for the OCR schedule: the first keyframe of each media in
-        it is read."""
-        return self._analyze(frames, {})
+        ``memory``: the OCR schedule of the streams these frames continue (updated here). None:
+        the batch is its own stream, the first keyframe of each media in it is read."""
+        return self._analyze(frames, {} if memory is None else memory)
 
-    def _analyze(self, frames: Sequence[Frame], memory: _TextMemory) -> list[FrameFacts]:
+    def _analyze(self, frames: Sequence[Frame], memory: TextMemory) -> list[FrameFacts]:
         if not frames:
             return []
         images = [f.image for f in frames]
@@ -208,9 +213,7 @@ class Analyzer:
             for i, f in enumerate(frames)
         ]
 
-    def _read_text(
-        self, frames: Sequence[Frame], memory: _TextMemory
-    ) -> list[tuple[TextRead, ...]]:
+    def _read_text(self, frames: Sequence[Frame], memory: TextMemory) -> list[tuple[TextRead, ...]]:
         """OCR over the due frames in one batched call; the others carry their media's last
         read (``memory``, updated here)."""
         if self.ocr is None:

@@ -209,6 +209,8 @@ class DecodePool:
         self._busy = False
         self.starts = 0
         """Workers started so far (one, plus one per worker that died or was stopped)."""
+        self.duration_s: float | None = None
+        """The declared duration of the media decoded last (None: an image, or unknown)."""
 
     def _start(self) -> tuple[BaseProcess, Connection]:
         ctx = mp.get_context("spawn")
@@ -266,6 +268,7 @@ class DecodePool:
             assert self._conn is not None
             proc, conn = self._proc, self._conn
         self._busy = True
+        self.duration_s = None
         conn.send((str(path), media, config))
         return self._receive(proc, conn, path, media)
 
@@ -300,6 +303,7 @@ class DecodePool:
                 _, t, index, reason, image = msg
                 yield Frame(media_id=media, t=t, image=image, index=index, reason=reason)
             elif kind == "info":
+                self.duration_s = msg[1]
                 if msg[1] is not None:
                     declared = min(max(float(msg[1]), 0.0), MAX_VIDEO_DURATION_S)
                     budget = self.limits.timeout_s + DECODE_S_PER_VIDEO_S * declared

@@ -20,18 +20,19 @@ and the media is scanned like any other; two files that would share an id are re
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from serving.batch.checkpoint import JsonlSink
-from serving.batch.isolated_decode import DecodeLimits, DecodePool
+from serving.batch.isolated_decode import DecodeLimits
 from serving.batch.manifest import ManifestEntry, ManifestProblem
 from serving.batch.outputs import result_lines
+from serving.batch.pipeline import DECODE_AHEAD, default_decode_workers, run_pipeline
+from serving.batch.progress import ScanProgress, StageTimes
 from serving.media_scan import Decoder, keyframes_of, place_timeline, printable_name
 from serving.targeter import RulesSnapshot, Targeter
 from targeting.match import FrameDecision
@@ -50,7 +51,6 @@ __all__ = [
     "DECODE_AHEAD",
     "MEDIA_ID_SCHEMES",
     "MEDIA_SUFFIXES",
-    "PROGRESS_EVERY_S",
     "BatchSummary",
     "MediaResult",
     "commit_result",
@@ -72,10 +72,6 @@ MEDIA_SUFFIXES = (
 """Files picked up when a directory is given (single files are taken whatever their name)."""
 MEDIA_ID_SCHEMES = ("name", "stem", "path")
 """What identifies a media: its file name (default), its stem, or the path as given."""
-DECODE_AHEAD = 16
-"""Keyframes decoded ahead of the models (bounded: full-size RGB frames)."""
-PROGRESS_EVERY_S = 1.0
-"""How often the progress bar shows the position inside the media being scanned, seconds."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +88,8 @@ class MediaResult:
     seconds: float = 0.0
     metadata: Mapping[str, Any] | None = None
     """The media's manifest metadata (``--manifest``), carried to its placement lines."""
+    duration_s: float | None = None
+    """The video's declared duration (None: an image, unknown, or not decoded)."""
 
     @property
     def ok(self) -> bool:
@@ -100,10 +98,13 @@ class MediaResult:
 
 @dataclass(frozen=True)
 class BatchSummary:
-    """What a whole batch scan did: the media scanned now, and those a resume skipped."""
+    """What a whole batch scan did: the media scanned now, those a resume skipped, and where
+    the time went."""
 
     results: tuple[MediaResult, ...]
     skipped: tuple[str, ...]
+    times: StageTimes = StageTimes()
+    """Where the time went (:class:`~serving.batch.progress.StageTimes`)."""
 
     @property
     def ok(self) -> int:
@@ -311,8 +312,13 @@ def run_scan(
     progress: bool = True,
     decode: DecodeLimits | None = DecodeLimits(),  # noqa: B008 - frozen, shared safely
     manifest: Sequence[ManifestEntry | ManifestProblem] = (),
+    decode_workers: int | None = None,
 ) -> BatchSummary:
-    """Scan every media in order, writing as it goes; see the module doc for the write order.
+    """Scan every media, writing as it goes; see the module doc for the write order.
+
+    The media go through :mod:`serving.batch.pipeline`: ``decode_workers`` decode at once
+    (default :func:`~serving.batch.pipeline.default_decode_workers`), the models take batches
+    across media, results are written in plan order.
 
     ``store``: each media scanned without error replaces its placements there *before* its
     lines are checkpointed (a media that failed keeps what an earlier good scan stored). A
@@ -322,56 +328,28 @@ def run_scan(
     ``decode``: each media is decoded in a worker process held to these limits
     (:mod:`serving.batch.isolated_decode`); None decodes in this process (debugging).
     ``manifest``: more media after ``paths`` (:mod:`serving.batch.manifest`); a bad line is
-    that media's error result.
+    that media's error result. ``progress``: a bar on a terminal, else a line every
+    ``LOG_EVERY_S`` (:mod:`serving.batch.progress`); the ``done MEDIA`` lines always.
     """
-    from tqdm import tqdm
-
     items = plan_items(paths, media_ids, manifest)
     sink = JsonlSink(out, resume=resume)
-    pool = DecodePool(decode) if decode is not None else None
-    decoder = pool.keyframes if pool is not None else None
-    results: list[MediaResult] = []
-    skipped: list[str] = []
+    todo = [(k, item) for k, item in enumerate(items) if item[0] not in sink.done]
+    skipped = [item[0] for item in items if item[0] in sink.done]
+    bar = ScanProgress(len(todo), enabled=progress)
     try:
-        bar = tqdm(items, unit="media", disable=not progress, dynamic_ncols=True)
-        for media, path, metadata, problem in bar:
-            if media in sink.done:
-                skipped.append(media)
-                continue
-            name = printable_name(path.name)[:40]
-            bar.set_postfix_str(name)
-            shown = [time.monotonic()]
-
-            def on_frame(frame: Frame, name: str = name, shown: list = shown) -> None:
-                now = time.monotonic()
-                if now - shown[0] >= PROGRESS_EVERY_S:  # a long video shows where it is
-                    shown[0] = now
-                    bar.set_postfix_str(f"{name} @ {frame.t:.0f} s")
-
-            if problem is not None:
-                result = MediaResult(media, path, error=str(problem))
-            else:
-                result = scan_media(
-                    targeter,
-                    path,
-                    media,
-                    today=today,
-                    explain=explain,
-                    on_frame=on_frame,
-                    decoder=decoder,
-                )
-                if metadata is not None:
-                    result = replace(result, metadata=metadata)
-            commit_result(result, sink, store, explain=explain)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-            if result.error:
-                bar.write(f"error: {result.error}", file=sys.stderr)
-            # one line per media checkpointed: a log to follow (and to kill a test scan at)
-            bar.write(f"done {media}: {len(result.placements)} placements", file=sys.stderr)
+        results, times = run_pipeline(
+            targeter,
+            todo,
+            sink=sink,
+            store=store,
+            today=today,
+            explain=explain,
+            decode=decode,
+            decode_workers=decode_workers or default_decode_workers(),
+            progress=bar,
+            on_result=on_result,
+        )
     finally:
+        bar.close()
         sink.close()
-        if pool is not None:
-            pool.close()
-    return BatchSummary(tuple(results), tuple(skipped))
+    return BatchSummary(tuple(results), tuple(skipped), times)

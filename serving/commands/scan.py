@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from datetime import date
 from pathlib import Path
 
@@ -14,7 +15,15 @@ from serving.batch.isolated_decode import (
 )
 from serving.batch.manifest import ManifestEntry, ManifestProblem, read_manifest
 from serving.batch.outputs import write_parquet_from_jsonl
-from serving.batch.scan import MEDIA_ID_SCHEMES, MediaResult, plan_items, run_scan
+from serving.batch.pipeline import default_decode_workers
+from serving.batch.progress import format_duration
+from serving.batch.scan import (
+    MEDIA_ID_SCHEMES,
+    BatchSummary,
+    MediaResult,
+    plan_items,
+    run_scan,
+)
 from serving.commands.arg_types import existing_dir, output_file, positive_int, positive_seconds
 from serving.commands.model_options import (
     add_model_options,
@@ -113,6 +122,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{DEFAULT_DECODE_MEMORY_MB}); past it the media gets an error line",
     )
     p.add_argument(
+        "--decode-workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="media decoded at once, each in its own worker process, while the models work "
+        f"(default: half the cores, 1 to 4; here {default_decode_workers()})",
+    )
+    p.add_argument(
         "--decode-in-process",
         action="store_true",
         help="decode in the scan's own process, without the isolation (debugging)",
@@ -204,23 +221,50 @@ def run(args: argparse.Namespace) -> int:
             store=store,
             decode=decode_limits(args),
             manifest=manifest,
+            decode_workers=args.decode_workers,
         )
     finally:
         if store is not None:
             store.close()
     if args.parquet:
         write_parquet_from_jsonl(args.parquet, args.out)  # every media done, once (resume too)
-    n_place = sum(len(r.placements) for r in summary.results)
-    skipped = f", {len(summary.skipped)} already done" if summary.skipped else ""
-    print(
-        f"scanned {summary.ok} media ({summary.failed} failed{skipped}): "
-        f"{n_place} placements -> {args.out}",
-        file=sys.stderr,
-    )
+    for line in summary_lines(summary, args.out):
+        print(line, file=sys.stderr)
     if args.table:
         print_table(summary.results, meaningful=pipeline.meaningful)
     # media done by an interrupted run count: the scan as a whole produced results
     return 0 if summary.ok or summary.skipped else 1
+
+
+SUMMARY_CAMPAIGNS = 10
+"""Campaigns listed by name in the final summary (the most placed first)."""
+
+
+def summary_lines(summary: BatchSummary, out: Path) -> list[str]:
+    """The final summary: media ok/failed, placements (per campaign), time and its split."""
+    n_place = sum(len(r.placements) for r in summary.results)
+    skipped = f", {len(summary.skipped)} already done" if summary.skipped else ""
+    lines = [
+        f"scanned {summary.ok} media ({summary.failed} failed{skipped}): "
+        f"{n_place} placements -> {out}"
+    ]
+    per_campaign = Counter(p.campaign for r in summary.results for p in r.placements)
+    if per_campaign:
+        top = per_campaign.most_common(SUMMARY_CAMPAIGNS)
+        more = len(per_campaign) - len(top)
+        lines.append(
+            "placements per campaign: "
+            + ", ".join(f"{c} {n}" for c, n in top)
+            + (f" (+{more} more campaigns)" if more > 0 else "")
+        )
+    t = summary.times
+    if t.wall_s > 0 and summary.results:
+        video = f", {t.video_s:.0f} s of video ({t.realtime:.1f}x realtime)" if t.video_s else ""
+        lines.append(
+            f"time {format_duration(t.wall_s)}{video}, {t.keyframes} keyframes in {t.batches} "
+            f"model calls (mean batch {t.mean_batch:.1f}); {t.split()} (overlapping)"
+        )
+    return lines
 
 
 def _reason_text(r: dict) -> str:

@@ -111,6 +111,32 @@ def test_ocr_reads_once_per_interval_and_on_cuts_across_batches() -> None:
     ]  # fmt: skip
 
 
+def test_ocr_memory_makes_mixed_batches_read_what_one_stream_reads() -> None:
+    """The batch scan cuts batches across media wherever its queue stands: with one memory
+    across the calls, the reads (and the text facts) are those of each media's own stream."""
+    a_frames, b_frames = video("iiiiciii", media="a"), video("iiii", media="b")
+    alone = Reading()
+    expected = {
+        m: [f.text for f in Analyzer(ocr=alone, ocr_interval_s=1.0).analyze(iter(fs))]
+        for m, fs in (("a", a_frames), ("b", b_frames))
+    }
+    mixed = Reading()
+    analyzer = Analyzer(ocr=mixed, ocr_interval_s=1.0)
+    memory: dict = {}
+    got: dict[str, list] = {"a": [], "b": []}
+    cuts = [a_frames[:1] + b_frames[:2], a_frames[1:5], b_frames[2:] + a_frames[5:]]
+    for batch in cuts:
+        for f in analyzer.analyze_batch(batch, memory):
+            got[f.media_id].append(f.text)
+    assert got == expected
+    assert sum(map(len, mixed.calls)) == sum(map(len, alone.calls))  # nothing read twice
+    # without the memory, each batch is its own stream: the first keyframe of each is read
+    fresh = Reading()
+    for batch in cuts:
+        Analyzer(ocr=fresh, ocr_interval_s=1.0).analyze_batch(batch)
+    assert sum(map(len, fresh.calls)) > sum(map(len, alone.calls))
+
+
 def test_ocr_reads_every_still_image_and_each_media_once_first() -> None:
     r = Reading()
     a = Analyzer(ocr=r, ocr_interval_s=10.0)

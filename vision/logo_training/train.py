@@ -26,6 +26,7 @@ the final weights (ultralytics' ``best.pt``) are copied to ``out``, with their c
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import math
 import shutil
@@ -133,10 +134,21 @@ def _ultralytics_offline(amp: bool) -> Iterator[None]:
     saved = (data_utils.check_font, plotting.check_font, trainer.check_amp)
     data_utils.check_font = plotting.check_font = local_font
     trainer.check_amp = amp_without_download
+    # With Ray installed (the `ray` extra) ultralytics reports every epoch to Ray Tune, which
+    # warns outside a Tune trial (an error under -W error): we never train inside Tune.
+    tune_callbacks: dict[str, Any] = {}
+    saved_tune: dict[str, Any] = {}
+    if importlib.util.find_spec("ray") is not None:
+        from ultralytics.utils.callbacks import raytune
+
+        tune_callbacks = raytune.callbacks
+        saved_tune = dict(tune_callbacks)
+        tune_callbacks.clear()
     try:
         yield
     finally:
         data_utils.check_font, plotting.check_font, trainer.check_amp = saved
+        tune_callbacks.update(saved_tune)
 
 
 def _progress_printer(epochs: int, started: float) -> Callable[[Any], None]:
