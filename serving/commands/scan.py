@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 from serving.batch.isolated_decode import (
@@ -14,7 +16,13 @@ from serving.batch.isolated_decode import (
 )
 from serving.batch.manifest import ManifestEntry, ManifestProblem, read_manifest
 from serving.batch.outputs import write_parquet_from_jsonl
-from serving.batch.scan import MEDIA_ID_SCHEMES, MediaResult, plan_items, run_scan
+from serving.batch.scan import (
+    MEDIA_ID_SCHEMES,
+    BatchSummary,
+    MediaResult,
+    plan_items,
+    run_scan,
+)
 from serving.commands.arg_types import existing_dir, output_file, positive_int, positive_seconds
 from serving.commands.model_options import (
     add_model_options,
@@ -117,6 +125,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="decode in the scan's own process, without the isolation (debugging)",
     )
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="scan on Ray Data: one model actor per GPU (or per few CPUs), same outputs; a "
+        "local Ray instance unless --ray-address names a cluster (needs "
+        "pip install 'onscreen[ray]')",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster to scan on with --ray: ray://HEAD:10001 (Ray Client), HEAD:6379 "
+        "or auto (on a cluster node)",
+    )
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -127,6 +148,12 @@ def check(args: argparse.Namespace) -> list[ManifestEntry | ManifestProblem]:
     check_model_options(args)
     if not args.media and args.manifest is None:
         raise InvalidArgument("nothing to scan: give media files or directories, or --manifest")
+    if args.ray_address is not None and not args.ray:
+        raise InvalidArgument("--ray-address names the cluster of a --ray scan: add --ray")
+    if args.ray:
+        from serving.batch.ray_scan import require_ray
+
+        require_ray()  # the extra is missing: say so before any model loads
     if args.decode_in_process:
         flags = [
             flag
@@ -188,12 +215,20 @@ def run(args: argparse.Namespace) -> int:
             on_wait=lambda line: print(f"onscreen scan: {line}", file=sys.stderr),
         )
     try:
-        pipeline = build_pipeline(cfg)
-        for line in pipeline.notices:
-            print(f"note: {line}", file=sys.stderr)
-        targeter = Targeter(pipeline, rules)
-        summary = run_scan(
-            targeter,
+        if args.ray:  # the models load on the cluster's actors, not here
+            from serving.batch.ray_scan import run_ray_scan
+
+            meaningful = cfg.semantic != "random"
+            runner: Callable[..., BatchSummary] = partial(
+                run_ray_scan, cfg, rules.root, rules.version, address=args.ray_address
+            )
+        else:
+            pipeline = build_pipeline(cfg)
+            for line in pipeline.notices:
+                print(f"note: {line}", file=sys.stderr)
+            meaningful = pipeline.meaningful
+            runner = partial(run_scan, Targeter(pipeline, rules))
+        summary = runner(
             args.media,
             out=args.out,
             today=args.date or date.today(),
@@ -218,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if args.table:
-        print_table(summary.results, meaningful=pipeline.meaningful)
+        print_table(summary.results, meaningful=meaningful)
     # media done by an interrupted run count: the scan as a whole produced results
     return 0 if summary.ok or summary.skipped else 1
 
