@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from vision.pipeline import PipelineConfig
 
 __all__ = [
+    "ACTOR_RETRIES",
     "CONNECT_CHECK_S",
     "CPUS_PER_CPU_ACTOR",
     "FORWARDED_ENV",
@@ -78,6 +79,10 @@ RAY_INSTALL_HINT = "pip install 'onscreen[ray]'"
 CPUS_PER_CPU_ACTOR = 4
 """CPUs per model actor on a cluster without GPUs (each holds every model and uses several
 cores for them, one more for its decode worker)."""
+ACTOR_RETRIES = 2
+"""Restarts of a model actor that died (a node lost, the OOM killer), and retries of the media
+it had: then the scan stops (Ray's default retries without end, which loops forever on a media
+that kills its actor every time). A media's *errors* never kill an actor: they are results."""
 CONNECT_CHECK_S = 5.0
 """How long the driver tries to reach ``--ray-address``'s port before saying it cannot: Ray
 itself waits 30 s (``ray://``) or retries without end (a GCS address)."""
@@ -125,10 +130,10 @@ class _ActorSettings:
 
 
 def _quiet_ray() -> None:
-    """Ray's own lines on stderr only for errors (its progress bars and INFO logs hide the
-    scan's one line per media)."""
-    for name in ("ray", "ray.data", "ray.train", "ray.tune"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    """Ray's own lines on stderr only when fatal: its progress bars, INFO lines and the stack
+    traces it logs would bury the scan's one line per media (the scan reports a failure in one
+    line of its own). Ray Data's full log stays in the session's ``logs/ray-data/`` files."""
+    import ray.data
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
@@ -136,6 +141,13 @@ def _quiet_ray() -> None:
     ctx.enable_operator_progress_bars = False
     ctx.print_on_execution_start = False
     ctx.enable_auto_log_stats = False
+    ctx.log_internal_stack_trace = False
+    for name in ("ray", "ray.data"):
+        logger = logging.getLogger(name)
+        for handler in logger.handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(logging.CRITICAL)
+    del ray
 
 
 class _MediaScanner:
@@ -228,18 +240,21 @@ def _actor_resources() -> tuple[int, dict[str, float]]:
     return max(1, int(res.get("CPU", 1)) // CPUS_PER_CPU_ACTOR), {"num_cpus": 1}
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    """The exception an actor raised, under Ray's wrappers (RayTaskError keeps it as ``cause``)."""
-    seen: set[int] = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OnscreenError):
-            return exc
-        inner = getattr(exc, "cause", None) or exc.__cause__
-        if not isinstance(inner, BaseException):
-            break
-        exc = inner
-    return exc
+def _why(exc: BaseException) -> str:
+    """One line for why the Ray scan stopped: the actor's own error (``TypeName: message``)
+    under Ray's wrappers, not their stack traces. RayTaskError keeps the exception as
+    ``cause``; an actor that died in its constructor leaves only the traceback text."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        first = (str(cause).strip().splitlines() or [""])[0]
+        return f"{type(cause).__name__}: {first}"
+    lines = [x.strip() for x in str(getattr(exc, "error_msg", "") or exc).splitlines()]
+    lines = [x for x in lines if x]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _actor_retries() -> dict[str, Any]:
+    return {"max_restarts": ACTOR_RETRIES, "max_task_retries": ACTOR_RETRIES}
 
 
 def _scan_on_ray(
@@ -255,6 +270,7 @@ def _scan_on_ray(
         _MediaScanner,
         fn_constructor_kwargs={"settings": settings},
         compute=ActorPoolStrategy(size=min(actors, len(rows))),
+        ray_remote_args_fn=_actor_retries,
         **resources,
     )
     for row in ds.iter_rows():
@@ -327,13 +343,8 @@ def run_ray_scan(
             except OnscreenError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Ray's errors wrap the actor's
-                cause = _root_cause(exc)
-                lines = str(cause).strip().splitlines() or [""]
-                why = lines[0] if isinstance(cause, OnscreenError) else lines[-1]
                 done = f"{len(results)} media done and checkpointed, --resume goes on"
-                raise RayScanError(
-                    f"the Ray scan stopped ({done}): {type(cause).__name__}: {why}"
-                ) from None
+                raise RayScanError(f"the Ray scan stopped ({done}): {_why(exc)}") from None
     finally:
         sink.close()
         if started:
