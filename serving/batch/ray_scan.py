@@ -228,16 +228,16 @@ def _connect(address: str | None) -> bool:
     return True
 
 
-def _actor_resources() -> tuple[int, dict[str, float]]:
-    """How many model actors, and what each asks for: one per GPU, else one per
-    ``CPUS_PER_CPU_ACTOR`` CPUs (at least one)."""
+def _actor_resources() -> tuple[int, int]:
+    """How many model actors, and how many GPUs each takes: one actor per GPU, else one per
+    ``CPUS_PER_CPU_ACTOR`` CPUs (at least one) on none."""
     import ray
 
     res = ray.cluster_resources()
     gpus = int(res.get("GPU", 0))
     if gpus:
-        return gpus, {"num_gpus": 1, "num_cpus": 1}
-    return max(1, int(res.get("CPU", 1)) // CPUS_PER_CPU_ACTOR), {"num_cpus": 1}
+        return gpus, 1
+    return max(1, int(res.get("CPU", 1)) // CPUS_PER_CPU_ACTOR), 0
 
 
 def _why(exc: BaseException) -> str:
@@ -264,14 +264,15 @@ def _scan_on_ray(
     import ray.data
     from ray.data import ActorPoolStrategy
 
-    actors, resources = _actor_resources()
+    actors, gpus = _actor_resources()
     rows = [{"index": i, "media": m, "path": os.fsencode(p)} for i, m, p in todo]
     ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
-        _MediaScanner,
+        _MediaScanner,  # type: ignore[arg-type]  # a callable class: Ray Data's actors
         fn_constructor_kwargs={"settings": settings},
         compute=ActorPoolStrategy(size=min(actors, len(rows))),
+        num_cpus=1,
+        num_gpus=gpus or None,
         ray_remote_args_fn=_actor_retries,
-        **resources,
     )
     for row in ds.iter_rows():
         yield int(row["index"]), row["result"]
