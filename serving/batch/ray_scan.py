@@ -43,6 +43,7 @@ The driver loads no model, so it can be a small machine; the outputs are written
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
     from vision.pipeline import PipelineConfig
 
 __all__ = [
-    "ACTOR_RETRIES",
     "CONNECT_CHECK_S",
     "CPUS_PER_CPU_ACTOR",
     "FORWARDED_ENV",
@@ -79,10 +79,6 @@ RAY_INSTALL_HINT = "pip install 'onscreen[ray]'"
 CPUS_PER_CPU_ACTOR = 4
 """CPUs per model actor on a cluster without GPUs (each holds every model and uses several
 cores for them, one more for its decode worker)."""
-ACTOR_RETRIES = 2
-"""Restarts of a model actor that died (a node lost, the OOM killer), and retries of the media
-it had: then the scan stops (Ray's default retries without end, which loops forever on a media
-that kills its actor every time). A media's *errors* never kill an actor: they are results."""
 CONNECT_CHECK_S = 5.0
 """How long the driver tries to reach ``--ray-address``'s port before saying it cannot: Ray
 itself waits 30 s (``ray://``) or retries without end (a GCS address)."""
@@ -127,6 +123,9 @@ class _ActorSettings:
     today: date
     explain: bool
     decode: DecodeLimits | None
+    cwd: str
+    """The driver's working directory: relative media paths mean the same on every node that
+    has it (and the error lines name them as the local scan does)."""
 
 
 def _quiet_ray() -> None:
@@ -160,6 +159,8 @@ class _MediaScanner:
         from targeting.rules_loader import load_rules
         from vision.pipeline import build_pipeline
 
+        with contextlib.suppress(OSError):  # a node without it: relative paths are missing
+            os.chdir(settings.cwd)
         rules = load_rules(settings.rules_dir)
         if rules.version != settings.rules_version:
             raise RayScanError(
@@ -253,10 +254,6 @@ def _why(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def _actor_retries() -> dict[str, Any]:
-    return {"max_restarts": ACTOR_RETRIES, "max_task_retries": ACTOR_RETRIES}
-
-
 def _scan_on_ray(
     todo: Sequence[tuple[int, str, Path]], settings: _ActorSettings
 ) -> Iterator[tuple[int, MediaResult]]:
@@ -272,7 +269,6 @@ def _scan_on_ray(
         compute=ActorPoolStrategy(size=min(actors, len(rows))),
         num_cpus=1,
         num_gpus=gpus or None,
-        ray_remote_args_fn=_actor_retries,
     )
     for row in ds.iter_rows():
         yield int(row["index"]), row["result"]
@@ -335,7 +331,9 @@ def run_ray_scan(
             else:
                 todo.append((index, media, path))
         if todo:
-            settings = _ActorSettings(str(rules_dir), rules_version, config, today, explain, decode)
+            settings = _ActorSettings(
+                str(rules_dir), rules_version, config, today, explain, decode, os.getcwd()
+            )
             started = _connect(address)
             _quiet_ray()
             try:
