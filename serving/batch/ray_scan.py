@@ -81,7 +81,7 @@ CPUS_PER_CPU_ACTOR = 4
 cores for them, one more for its decode worker)."""
 CONNECT_CHECK_S = 5.0
 """How long the driver tries to reach ``--ray-address``'s port before saying it cannot: Ray
-itself waits 30 s (``ray://``) or retries without end (a GCS address)."""
+itself retries for a long while."""
 FORWARDED_ENV = (
     "ONSCREEN_WEIGHTS_DIR",
     "ONSCREEN_MANIFEST",
@@ -101,9 +101,17 @@ class RayScanError(OnscreenError):
     with this line; media already done are checkpointed, ``--resume`` goes on from there)."""
 
 
-def require_ray() -> None:
-    """InvalidArgument naming the extra to install when Ray Data cannot be imported (checked
-    before any model loads)."""
+def require_ray(address: str | None = None) -> None:
+    """InvalidArgument naming the extra to install when Ray Data cannot be imported, or when
+    ``address`` is a Ray Client address (``ray://``), over which Ray Data does not run (its
+    executor needs a driver on the cluster: it fails mid-scan with an AttributeError).
+    Checked before any model loads."""
+    if address is not None and address.startswith("ray://"):
+        raise InvalidArgument(
+            f"--ray-address {address}: Ray Data does not run over Ray Client (ray://); run the "
+            "scan on a node of the cluster with --ray-address auto (or HEAD:6379), or submit "
+            "it as a Ray job"
+        )
     try:
         import ray  # noqa: F401
         import ray.data  # noqa: F401
@@ -186,10 +194,9 @@ class _MediaScanner:
 
 
 def _check_reachable(address: str) -> None:
-    """RayScanError within ``CONNECT_CHECK_S`` when ``host:port`` (``ray://`` or a GCS
-    address) does not answer; ``auto`` and other forms are left to Ray."""
-    hostport = address.removeprefix("ray://")
-    host, sep, port = hostport.rpartition(":")
+    """RayScanError within ``CONNECT_CHECK_S`` when a ``host:port`` (GCS) address does not
+    answer; ``auto`` and other forms are left to Ray."""
+    host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or address == "auto":
         return
     try:
@@ -197,8 +204,7 @@ def _check_reachable(address: str) -> None:
     except OSError as exc:
         raise RayScanError(
             f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}): check the "
-            "address (ray://HEAD:10001 for Ray Client, HEAD:6379 or auto on a cluster node) "
-            "and that the port is open"
+            "address (HEAD:6379, or auto on a node of the cluster) and that the port is open"
         ) from None
 
 
@@ -216,7 +222,8 @@ def _connect(address: str | None) -> bool:
         "logging_level": logging.ERROR,
         "runtime_env": {"env_vars": env} if env else None,
     }
-    if address is None:
+    if address is None:  # "local": a new instance, even beside a running cluster
+        kwargs["address"] = "local"
         kwargs["num_cpus"] = os.cpu_count() or 1
     else:
         _check_reachable(address)
@@ -295,7 +302,7 @@ def run_ray_scan(
 
     ``config``, ``rules_dir`` and ``rules_version``: what each actor builds its pipeline and
     Targeter from (the driver checked the rules; the actors check they read the same version).
-    ``address``: a running cluster (``ray://HEAD:10001``, ``HEAD:6379``, ``auto``); None
+    ``address``: a running cluster (``HEAD:6379``, ``auto``); None
     starts a local instance with this machine's CPUs and GPUs, shut down at the end.
     Results arrive in the order the actors finish them, each committed as it arrives (store,
     then lines and checkpoint); the summary lists them in plan order. RayScanError when the

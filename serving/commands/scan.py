@@ -135,8 +135,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--ray-address",
         metavar="ADDR",
-        help="the Ray cluster to scan on with --ray: ray://HEAD:10001 (Ray Client), HEAD:6379 "
-        "or auto (on a cluster node)",
+        help="the Ray cluster to scan on with --ray: auto (the cluster this node belongs to) or "
+        "HEAD:6379; Ray Client (ray://) is refused, Ray Data needs its driver on the cluster",
     )
     add_model_options(p)
     p.set_defaults(func=run)
@@ -153,7 +153,7 @@ def check(args: argparse.Namespace) -> list[ManifestEntry | ManifestProblem]:
     if args.ray:
         from serving.batch.ray_scan import require_ray
 
-        require_ray()  # the extra is missing: say so before any model loads
+        require_ray(args.ray_address)  # no extra, or ray://: say so before any model loads
     if args.decode_in_process:
         flags = [
             flag

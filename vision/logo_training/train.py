@@ -116,10 +116,13 @@ def brands_for(source: Path | Sequence[BrandRefs]) -> tuple[BrandRefs, ...]:
 
 @contextlib.contextmanager
 def _ultralytics_offline(amp: bool) -> Iterator[None]:
-    """Close ultralytics' download paths during training (see the module docstring)."""
+    """Close ultralytics' download paths during training (see the module docstring), and
+    its Ray Tune callback: with Ray installed (``onscreen[ray]``) it asks Ray for a trial id at
+    every epoch, outside any Tune session, and warns each time."""
     import matplotlib
     import ultralytics.data.utils as data_utils
     import ultralytics.engine.trainer as trainer
+    import ultralytics.utils.callbacks.raytune as raytune
     import ultralytics.utils.plotting as plotting
 
     font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
@@ -131,12 +134,15 @@ def _ultralytics_offline(amp: bool) -> Iterator[None]:
         return amp
 
     saved = (data_utils.check_font, plotting.check_font, trainer.check_amp)
+    tune_callbacks = dict(raytune.callbacks)
     data_utils.check_font = plotting.check_font = local_font
     trainer.check_amp = amp_without_download
+    raytune.callbacks.clear()  # read when the trainer is built, inside model.train
     try:
         yield
     finally:
         data_utils.check_font, plotting.check_font, trainer.check_amp = saved
+        raytune.callbacks.update(tune_callbacks)
 
 
 def _progress_printer(epochs: int, started: float) -> Callable[[Any], None]:

@@ -110,6 +110,16 @@ def test_ray_address_needs_ray(scene, tmp_path, capsys) -> None:
     assert not (tmp_path / "o.jsonl").exists()  # refused before anything was written
 
 
+def test_ray_client_address_is_refused_before_anything(scene, tmp_path, capsys) -> None:
+    rules, files = scene
+    out = tmp_path / "o.jsonl"
+    code = main(_args(rules, files[:1], out, "--ray", "--ray-address", "ray://head:10001"))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Ray Data does not run over Ray Client" in err and "--ray-address auto" in err
+    assert not out.exists()
+
+
 def test_ray_scan_without_ray_installed_says_what_to_install(
     scene, tmp_path, capsys, monkeypatch
 ) -> None:
