@@ -35,7 +35,7 @@ pipeline config (weights by name), the flags. Each actor loads the rules from th
 own node and refuses to start if their version (a hash of every rules file) differs from the
 driver's, so a node with a stale copy stops the scan instead of placing with other rules. Back:
 one :class:`MediaResult` per media (placements, and with ``--explain`` the facts; small next to
-frames). The environment variables that say where weights live (``ONSCREEN_WEIGHTS_DIR``,
+frames), and the pipeline's ``note:`` lines, which the driver prints once. The environment variables that say where weights live (``ONSCREEN_WEIGHTS_DIR``,
 ``ONSCREEN_MANIFEST``) and the offline switches are passed on when set.
 
 The driver loads no model, so it can be a small machine; the outputs are written there.
@@ -177,7 +177,9 @@ class _MediaScanner:
                 "give every node the same copy"
             )
         self.settings = settings
-        self.targeter = Targeter(build_pipeline(settings.config), rules)
+        pipeline = build_pipeline(settings.config)
+        self.notices = "\n".join(pipeline.notices)  # what the CLI prints as `note:` lines
+        self.targeter = Targeter(pipeline, rules)
         self.pool = DecodePool(settings.decode) if settings.decode is not None else None
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +192,7 @@ class _MediaScanner:
             explain=s.explain,
             decoder=self.pool.keyframes if self.pool is not None else None,
         )
-        return {"index": row["index"], "result": result}
+        return {"index": row["index"], "result": result, "notices": self.notices}
 
 
 def _check_reachable(address: str) -> None:
@@ -263,8 +265,9 @@ def _why(exc: BaseException) -> str:
 
 def _scan_on_ray(
     todo: Sequence[tuple[int, str, Path]], settings: _ActorSettings
-) -> Iterator[tuple[int, MediaResult]]:
-    """``(index, result)`` of each media in ``todo``, as the actors finish them."""
+) -> Iterator[tuple[int, MediaResult, str]]:
+    """``(index, result, notices)`` of each media in ``todo``, as the actors finish them;
+    ``notices``: the ``note:`` lines of the pipeline that scanned it, one a line."""
     import ray.data
     from ray.data import ActorPoolStrategy
 
@@ -278,7 +281,7 @@ def _scan_on_ray(
         num_gpus=gpus or None,
     )
     for row in ds.iter_rows():
-        yield int(row["index"]), row["result"]
+        yield int(row["index"]), row["result"], str(row["notices"])
 
 
 def run_ray_scan(
@@ -344,7 +347,12 @@ def run_ray_scan(
             started = _connect(address)
             _quiet_ray()
             try:
-                for index, result in _scan_on_ray(todo, settings):
+                noted: set[str] = set()
+                for index, result, notices in _scan_on_ray(todo, settings):
+                    for line in notices.splitlines():
+                        if line not in noted:  # once, as the local scan prints them
+                            noted.add(line)
+                            print(f"note: {line}", file=sys.stderr)
                     commit(index, result)
             except OnscreenError:
                 raise
