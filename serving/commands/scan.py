@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 from serving.batch.isolated_decode import (
@@ -134,6 +136,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="decode in the scan's own process, without the isolation (debugging)",
     )
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="scan on Ray Data: one model actor per GPU (or per few CPUs), same outputs; a "
+        "local Ray instance unless --ray-address names a cluster (needs "
+        "pip install 'onscreen[ray]')",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster to scan on with --ray: auto (the cluster this node belongs to) or "
+        "HEAD:6379; Ray Client (ray://) is refused, Ray Data needs its driver on the cluster",
+    )
     add_model_options(p)
     p.set_defaults(func=run)
 
@@ -144,6 +159,17 @@ def check(args: argparse.Namespace) -> list[ManifestEntry | ManifestProblem]:
     check_model_options(args)
     if not args.media and args.manifest is None:
         raise InvalidArgument("nothing to scan: give media files or directories, or --manifest")
+    if args.ray_address is not None and not args.ray:
+        raise InvalidArgument("--ray-address names the cluster of a --ray scan: add --ray")
+    if args.ray and args.decode_workers is not None:
+        raise InvalidArgument(
+            "--decode-workers sizes the local pipeline; under --ray each actor decodes its own "
+            "media (one actor per GPU, or per 4 CPUs)"
+        )
+    if args.ray:
+        from serving.batch.ray_scan import require_ray
+
+        require_ray(args.ray_address)  # no extra, or ray://: say so before any model loads
     if args.decode_in_process:
         flags = [
             flag
@@ -205,12 +231,22 @@ def run(args: argparse.Namespace) -> int:
             on_wait=lambda line: print(f"onscreen scan: {line}", file=sys.stderr),
         )
     try:
-        pipeline = build_pipeline(cfg)
-        for line in pipeline.notices:
-            print(f"note: {line}", file=sys.stderr)
-        targeter = Targeter(pipeline, rules)
-        summary = run_scan(
-            targeter,
+        if args.ray:  # the models load on the cluster's actors, not here
+            from serving.batch.ray_scan import run_ray_scan
+
+            meaningful = cfg.semantic != "random"
+            runner: Callable[..., BatchSummary] = partial(
+                run_ray_scan, cfg, rules.root, rules.version, address=args.ray_address
+            )
+        else:
+            pipeline = build_pipeline(cfg)
+            for line in pipeline.notices:
+                print(f"note: {line}", file=sys.stderr)
+            meaningful = pipeline.meaningful
+            runner = partial(
+                run_scan, Targeter(pipeline, rules), decode_workers=args.decode_workers
+            )
+        summary = runner(
             args.media,
             out=args.out,
             today=args.date or date.today(),
@@ -221,7 +257,6 @@ def run(args: argparse.Namespace) -> int:
             store=store,
             decode=decode_limits(args),
             manifest=manifest,
-            decode_workers=args.decode_workers,
         )
     finally:
         if store is not None:
@@ -231,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
     for line in summary_lines(summary, args.out):
         print(line, file=sys.stderr)
     if args.table:
-        print_table(summary.results, meaningful=pipeline.meaningful)
+        print_table(summary.results, meaningful=meaningful)
     # media done by an interrupted run count: the scan as a whole produced results
     return 0 if summary.ok or summary.skipped else 1
 
@@ -260,10 +295,13 @@ def summary_lines(summary: BatchSummary, out: Path) -> list[str]:
     t = summary.times
     if t.wall_s > 0 and summary.results:
         video = f", {t.video_s:.0f} s of video ({t.realtime:.1f}x realtime)" if t.video_s else ""
-        lines.append(
-            f"time {format_duration(t.wall_s)}{video}, {t.keyframes} keyframes in {t.batches} "
-            f"model calls (mean batch {t.mean_batch:.1f}); {t.split()} (overlapping)"
-        )
+        line = f"time {format_duration(t.wall_s)}{video}, {t.keyframes} keyframes"
+        if t.batches:  # the stages are timed where the models run in this process
+            line += (
+                f" in {t.batches} model calls (mean batch {t.mean_batch:.1f}); {t.split()} "
+                "(overlapping)"
+            )
+        lines.append(line)
     return lines
 
 

@@ -117,7 +117,9 @@ def brands_for(source: Path | Sequence[BrandRefs]) -> tuple[BrandRefs, ...]:
 
 @contextlib.contextmanager
 def _ultralytics_offline(amp: bool) -> Iterator[None]:
-    """Close ultralytics' download paths during training (see the module docstring)."""
+    """Close ultralytics' download paths during training (see the module docstring), and
+    its Ray Tune callback: with Ray installed (``onscreen[ray]``) it asks Ray for a trial id at
+    every epoch, outside any Tune session, and warns each time."""
     import matplotlib
     import ultralytics.data.utils as data_utils
     import ultralytics.engine.trainer as trainer
@@ -134,8 +136,7 @@ def _ultralytics_offline(amp: bool) -> Iterator[None]:
     saved = (data_utils.check_font, plotting.check_font, trainer.check_amp)
     data_utils.check_font = plotting.check_font = local_font
     trainer.check_amp = amp_without_download
-    # With Ray installed (the `ray` extra) ultralytics reports every epoch to Ray Tune, which
-    # warns outside a Tune trial (an error under -W error): we never train inside Tune.
+    # (an error under -W error; we never train inside Tune). Ray is imported only if installed.
     tune_callbacks: dict[str, Any] = {}
     saved_tune: dict[str, Any] = {}
     if importlib.util.find_spec("ray") is not None:
