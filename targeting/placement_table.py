@@ -13,7 +13,7 @@ making one.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar, overload
 
@@ -111,9 +111,15 @@ class PlacementTable(Sequence[Placement]):
     def __iter__(self) -> Iterator[Placement]:
         return iter(self._make(np.arange(len(self))))
 
-    def top(self, k: int) -> list[Placement]:
-        """The ``k`` best placements (rank order), made as objects; the rest stay columns."""
-        return self[: max(k, 0)]
+    def top(self, k: int, campaigns: Collection[str] = ()) -> list[Placement]:
+        """The ``k`` best placements (rank order; of ``campaigns`` only, unless empty), made
+        as objects; the rest stay columns. They keep their rank among all placements."""
+        k = max(k, 0)
+        if not campaigns:
+            return self[:k]
+        u, inv = np.unique(self.campaign, return_inverse=True)
+        wanted = np.asarray([self.campaign_ids[c] in campaigns for c in u.tolist()], dtype=bool)
+        return self._make(np.flatnonzero(wanted[inv])[:k])
 
     def rows(self) -> Iterator[PlacementRow]:
         """Every placement as ``PlacementRow`` values, in rank order, without objects."""

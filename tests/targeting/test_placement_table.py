@@ -99,3 +99,14 @@ def test_a_row_that_cannot_be_a_placement_is_refused(
         PlacementTable(
             "m", np.zeros(2, np.int64), *[np.zeros(1)] * 4, np.zeros(2, np.int64), None, (), ()
         )
+
+
+def test_top_of_some_campaigns_is_the_filtered_list_cut(
+    pinned: tuple[PlacementTable, list[Placement]],
+) -> None:
+    """What TargetImage answers: the best placements of the wanted campaigns, global ranks."""
+    table, want = pinned
+    wanted = frozenset(p.campaign for p in want[::5]) | {"no-such-campaign"}
+    assert table.top(20, campaigns=wanted) == [p for p in want if p.campaign in wanted][:20]
+    assert table.top(20, campaigns=frozenset()) == want[:20]
+    assert table.top(3, campaigns={"no-such-campaign"}) == []
