@@ -151,8 +151,9 @@ class PlacementTable(Sequence[Placement]):
 
     def json_lines(self, extra: Mapping[str, object] | None = None) -> list[str]:
         """``json.dumps({**p.to_json(), **extra})`` of every placement, in rank order, the same
-        text, built from the columns: each distinct list of reasons is dumped once, each line
-        is formatted from Python floats (``json`` writes a float as its ``repr``)."""
+        text, built from the columns: every distinct value (a campaign, a time, a score, a list
+        of reasons) is written once (``json`` writes a float as its ``repr``), every line is
+        one f-string of those pieces."""
         extra = dict(extra or {})
         finite = all(
             bool(np.isfinite(col).all())
@@ -160,24 +161,38 @@ class PlacementTable(Sequence[Placement]):
         )
         if not finite or PLACEMENT_JSON_KEYS & extra.keys():  # rare: the objects' own path
             return [json.dumps({**p.to_json(), **extra}) for p in self]
+        if not len(self):
+            return []
         dumps = json.dumps
         media = dumps(self.media)
         tail = ", " + dumps(extra)[1:-1] if extra else ""
-        reasons = self.map_reasons(lambda rs: dumps([r.to_json() for r in rs]))
-        quoted: dict[str, str] = {}
+        ids, adv = self.campaign_ids, self.advertisers
+        reason_text: dict[Reason, str] = {}  # a reason is in many lists: each written once
 
-        def q(s: str) -> str:
-            got = quoted.get(s)
-            if got is None:
-                got = quoted[s] = dumps(s)
-            return got
+        def reasons_json(rs: tuple[Reason, ...]) -> str:  # json.dumps of a list, by parts
+            parts = []
+            for r in rs:
+                got = reason_text.get(r)
+                if got is None:
+                    got = reason_text[r] = dumps(r.to_json())
+                parts.append(got)
+            return "[" + ", ".join(parts) + "]"
 
         return [
-            f'{{"media": {media}, "campaign": {q(cid)}, "start_s": {round(start, 3)!r}, '
-            f'"end_s": {round(end, 3)!r}, "score": {round(score, 4)!r}, "reasons": {rj}, '
-            f'"advertiser": {q(adv)}, "bid_cpm": {bid!r}, "rank": {rank}{tail}}}'
-            for (cid, start, end, score, adv, bid, rank), rj in zip(
-                self.rows(), reasons, strict=True
+            f'{{"media": {media}, "campaign": {c}, "start_s": {s}, "end_s": {e}, "score": {sc}, '
+            f'"reasons": {rj}, "advertiser": {a}, "bid_cpm": {b}, "rank": {rank}{tail}}}'
+            for rank, (c, s, e, sc, rj, a, b) in enumerate(
+                zip(
+                    _per_value(self.campaign, lambda c: dumps(ids[c])),
+                    _per_float(self.start_s, lambda v: repr(round(v, 3))),
+                    _per_float(self.end_s, lambda v: repr(round(v, 3))),
+                    _per_float(self.score, lambda v: repr(round(v, 4))),
+                    self.map_reasons(reasons_json),
+                    _per_value(self.campaign, lambda c: dumps(adv[c])),
+                    _per_float(self.bid_cpm, repr),
+                    strict=True,
+                ),
+                start=1,
             )
         ]
 
@@ -204,3 +219,19 @@ class PlacementTable(Sequence[Placement]):
                 strict=True,
             )
         ]
+
+
+def _per_value(col: np.ndarray, fmt: Callable[[int], str]) -> list[str]:
+    """``fmt`` of each value of int column ``col``, called once per distinct value."""
+    uniq, inv = np.unique(col, return_inverse=True)
+    done = [fmt(v) for v in uniq.tolist()]
+    return [done[i] for i in inv.reshape(-1).tolist()]
+
+
+def _per_float(col: np.ndarray, fmt: Callable[[float], str]) -> list[str]:
+    """``fmt`` of each value of float64 column ``col``, called once per distinct bit pattern
+    (so -0.0 and 0.0 stay apart, as their reprs do)."""
+    uniq, inv = np.unique(np.ascontiguousarray(col, dtype=np.float64).view(np.int64),
+                          return_inverse=True)  # fmt: skip
+    done = [fmt(v) for v in uniq.view(np.float64).tolist()]
+    return [done[i] for i in inv.reshape(-1).tolist()]

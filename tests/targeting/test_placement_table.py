@@ -110,3 +110,11 @@ def test_top_of_some_campaigns_is_the_filtered_list_cut(
     assert table.top(20, campaigns=wanted) == [p for p in want if p.campaign in wanted][:20]
     assert table.top(20, campaigns=frozenset()) == want[:20]
     assert table.top(3, campaigns={"no-such-campaign"}) == []
+
+
+def test_json_floats_are_written_per_bit_pattern() -> None:
+    """-0.0 and 0.0 compare equal but print apart: the per-value cache must not merge them."""
+    from targeting.placement_table import _per_float
+
+    got = _per_float(np.array([0.0, -0.0, 0.1234567, 0.0]), lambda v: repr(round(v, 4)))
+    assert got == ["0.0", "-0.0", "0.1235", "0.0"]
