@@ -1,9 +1,16 @@
-"""Benchmark: ConceptIndex.build and match() for 100 / 1,000 / 10,000 campaigns, side by side.
+"""Benchmark: ConceptIndex.build and matching for 100 / 1,000 / 10,000 campaigns, side by side.
 
 Run from the repository root:
 
     .venv/bin/python bench/bench_match.py            # N = 100, 1000, 10000
     .venv/bin/python bench/bench_match.py --n 100 1000 --keyframes 240 --repeat 5
+
+Four timings per N, interleaved in every repeat so they share the machine's load: ``table``
+(``match_table``: the columnar result, no ``Placement`` object), ``objects`` (``match``: the
+table plus every Placement), ``jsonl`` (the table's ``json_lines``, what a scan writes) and
+``jsonl/obj`` (the same lines from the objects, ``json.dumps(p.to_json())`` each, the way
+writers did before the table). Copied into an older checkout that has no ``match_table``, it
+times ``objects`` and ``jsonl/obj`` only (``-`` elsewhere): run both alternately to compare.
 
 What is measured: matching one 120-keyframe timeline (a 60 s video sampled every 0.5 s) with
 real-shaped CLIP embeddings (D = 512, unit vectors) against N synthetic campaigns mixing prompt,
@@ -25,10 +32,11 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import json
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence, Sized
 from datetime import date
 from pathlib import Path
 
@@ -39,6 +47,11 @@ sys.path.insert(0, str(ROOT))
 
 from targeting.concept_index import ConceptIndex  # noqa: E402
 from targeting.match import match  # noqa: E402
+
+try:
+    from targeting.match import match_table
+except ImportError:  # an older checkout (see the module doc)
+    match_table = None  # type: ignore[assignment]
 from targeting.rules_schema import Campaign  # noqa: E402
 from vision.semantic import CLIP_SCALE  # noqa: E402
 from vision.taxonomy import iab_categories  # noqa: E402
@@ -168,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, nargs="+", default=[100, 1000, 10000], help="campaign counts")
     ap.add_argument("--keyframes", type=int, default=120)
-    ap.add_argument("--repeat", type=int, default=3, help="match() runs per N (median reported)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each timing per N (medians)")
     args = ap.parse_args(argv)
 
     rng = np.random.default_rng(0)
@@ -177,15 +190,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     iab_matrix = np.stack([unit("iab:" + i) for i in iab_ids])
     emb = RandomEmbedder()
     print(
-        f"match() bench: {args.keyframes} keyframes x N campaigns, D={DIM}, CPU, numpy {np.__version__}"
+        f"match bench: {args.keyframes} keyframes x N campaigns, D={DIM}, CPU, numpy {np.__version__}"
     )
     print(
         f"command: .venv/bin/python bench/bench_match.py --n {' '.join(map(str, args.n))} "
         f"--keyframes {args.keyframes} --repeat {args.repeat}"
     )
     header = (
-        f"{'N':>7} {'K concepts':>10} {'signals':>8} {'build ms':>9} {'ms/timeline':>12} "
-        f"{'us/frame/campaign':>18} {'placements':>10}"
+        f"{'N':>7} {'K concepts':>10} {'signals':>8} {'build ms':>9} {'table ms':>9} "
+        f"{'objects ms':>10} {'jsonl ms':>9} {'jsonl/obj ms':>12} {'placements':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -195,20 +208,46 @@ def main(argv: Sequence[str] | None = None) -> None:
         t0 = time.perf_counter()
         idx = ConceptIndex.build(cs, emb, rules_root=ROOT, iab_matrix=iab_matrix, iab_ids=iab_ids)
         build_ms = (time.perf_counter() - t0) * 1e3
-        times = []
-        placements: list[object] = []
-        for _ in range(args.repeat):
-            placements = []  # the previous run's placements are freed here, not in the timing
-            gc.collect()  # ... and collected: see the module doc
-            t0 = time.perf_counter()
-            placements = match(tl, cs, idx, today=TODAY)  # type: ignore[assignment]
-            times.append((time.perf_counter() - t0) * 1e3)
-        ms = statistics.median(times)
-        per = ms * 1e3 / (args.keyframes * n)
+        times, placements = timings(tl, cs, idx, args.repeat)
+        cols = [median_ms(times, k, w) for k, w in TIMING_WIDTHS.items()]
         print(
-            f"{n:>7} {len(idx.columns):>10} {idx.n_signals:>8} {build_ms:>9.1f} {ms:>12.1f} "
-            f"{per:>18.3f} {len(placements):>10}"
+            f"{n:>7} {len(idx.columns):>10} {idx.n_signals:>8} {build_ms:>9.1f} {' '.join(cols)} "
+            f"{placements:>10}"
         )
+
+
+TIMING_WIDTHS = {"table": 9, "objects": 10, "jsonl": 9, "jsonl/obj": 12}
+"""The timings, in column order, and their column widths."""
+
+
+def median_ms(times: dict[str, list[float]], name: str, width: int) -> str:
+    got = times.get(name)
+    return f"{statistics.median(got):>{width}.1f}" if got else "-".rjust(width)
+
+
+def timings(
+    tl: list[FrameFacts], cs: list[Campaign], idx: ConceptIndex, repeat: int
+) -> tuple[dict[str, list[float]], int]:
+    """ms of each timing (module doc) per repeat, interleaved; and the number of placements."""
+    runs: dict[str, Callable[[], Sized]] = {
+        "objects": lambda: match(tl, cs, idx, today=TODAY),
+        "jsonl/obj": lambda: [json.dumps(p.to_json()) for p in match(tl, cs, idx, today=TODAY)],
+    }
+    if match_table is not None:
+        runs["table"] = lambda: match_table(tl, cs, idx, today=TODAY)
+        runs["jsonl"] = lambda: match_table(tl, cs, idx, today=TODAY).json_lines()
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    sizes = set()
+    for _ in range(repeat):
+        for name, run in runs.items():
+            gc.collect()  # the previous run's garbage is collected here: see the module doc
+            t0 = time.perf_counter()
+            out = run()
+            times[name].append((time.perf_counter() - t0) * 1e3)
+            sizes.add(len(out))
+            del out
+    assert len(sizes) == 1, f"the runs disagree on the number of placements: {sizes}"
+    return times, sizes.pop()
 
 
 if __name__ == "__main__":

@@ -38,6 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
+
+from targeting.placement_table import PlacementTable
 from targeting.types import Placement, Reason
 from vision.errors import PlacementStoreError
 from vision.limits import MAX_MEDIA_ID_CHARS
@@ -172,6 +175,44 @@ def _check_media_id(media_id: str) -> None:
             f"media_id is {len(media_id)} characters, over the {MAX_MEDIA_ID_CHARS} limit: "
             f"{media_id[:60]!r}..."
         )
+
+
+def _placement_rows(media_id: str, placements: Sequence[Placement]) -> list[tuple[object, ...]]:
+    """The table rows of ``placements`` (rank order), checked: ValueError naming the first
+    placement of another media, or with a non-finite score or bid."""
+    rows: list[tuple[object, ...]] = []
+    for seq, p in enumerate(placements):
+        if p.media != media_id:
+            raise ValueError(
+                f"placement {seq} (campaign {p.campaign!r}) is for media {p.media!r}, "
+                f"not {media_id!r}"
+            )
+        if not (math.isfinite(p.score) and math.isfinite(p.bid_cpm)):
+            raise ValueError(
+                f"placement {seq} (campaign {p.campaign!r}) has a non-finite score or bid: "
+                f"{p.score!r}, {p.bid_cpm!r}"
+            )
+        # float()/int(): numpy scalars from the matcher cannot be bound by sqlite3
+        rows.append(
+            (media_id, seq, p.campaign, float(p.start_s), float(p.end_s), float(p.score),
+             p.advertiser, float(p.bid_cpm), int(p.rank), _reasons_json(p.reasons))
+        )  # fmt: skip
+    return rows
+
+
+def _table_rows(media_id: str, table: PlacementTable) -> list[tuple[object, ...]] | None:
+    """The rows of a ``PlacementTable`` without its Placement objects (the reasons' JSON
+    once per distinct list); None when a row would be refused (another media, a non-finite
+    number): ``_placement_rows`` then says which one."""
+    finite = bool(np.isfinite(table.score).all() and np.isfinite(table.bid_cpm).all())
+    if table.media != media_id or not finite:
+        return None
+    return [
+        (media_id, seq, *row, rj)
+        for seq, (row, rj) in enumerate(
+            zip(table.rows(), table.map_reasons(_reasons_json), strict=True)
+        )
+    ]
 
 
 def _reasons_json(reasons: Sequence[Reason]) -> str:
@@ -426,23 +467,9 @@ class PlacementStore:
                 f"{len(placements)} placements for {media_id!r}, over the "
                 f"{MAX_PLACEMENTS_PER_MEDIA} limit per media"
             )
-        rows = []
-        for seq, p in enumerate(placements):
-            if p.media != media_id:
-                raise ValueError(
-                    f"placement {seq} (campaign {p.campaign!r}) is for media {p.media!r}, "
-                    f"not {media_id!r}"
-                )
-            if not (math.isfinite(p.score) and math.isfinite(p.bid_cpm)):
-                raise ValueError(
-                    f"placement {seq} (campaign {p.campaign!r}) has a non-finite score or bid: "
-                    f"{p.score!r}, {p.bid_cpm!r}"
-                )
-            # float()/int(): numpy scalars from the matcher cannot be bound by sqlite3
-            rows.append(
-                (media_id, seq, p.campaign, float(p.start_s), float(p.end_s), float(p.score),
-                 p.advertiser, float(p.bid_cpm), int(p.rank), _reasons_json(p.reasons))
-            )  # fmt: skip
+        rows = _table_rows(media_id, placements) if isinstance(placements, PlacementTable) else None
+        if rows is None:
+            rows = _placement_rows(media_id, placements)
         ts = _timestamp(scanned_at)
         conn = self._conn()
         self._begin_write(conn, media_id)

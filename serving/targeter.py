@@ -30,7 +30,7 @@ from pathlib import Path
 
 from targeting.concept_index import ConceptIndex
 from targeting.logos_config import detector_settings
-from targeting.match import FrameDecision, explain_frames, match
+from targeting.match import FrameDecision, PlacementTable, explain_frames, match, match_table
 from targeting.rules_loader import RuleSet
 from targeting.types import Placement
 from vision.analyze import Analyzer, TextMemory
@@ -219,6 +219,21 @@ class Targeter:
     ) -> list[Placement]:
         s = snapshot or self._snapshot
         return match(timeline, s.rules.campaigns, s.index, today=today or date.today(), media=media)
+
+    def place_table(
+        self,
+        timeline: Sequence[FrameFacts],
+        *,
+        media: str,
+        today: date | None = None,
+        snapshot: RulesSnapshot | None = None,
+    ) -> PlacementTable:
+        """``place`` as columns (``targeting.placement_table``): for callers that want a few
+        placements (the best ones) or write each once, not 10^4 objects."""
+        s = snapshot or self._snapshot
+        return match_table(
+            timeline, s.rules.campaigns, s.index, today=today or date.today(), media=media
+        )
 
     def explain(
         self,

@@ -8,6 +8,8 @@ vectorized join of hits x campaigns using the signal x matching keyframes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from targeting.concept_index import ConceptIndex
@@ -119,14 +121,15 @@ def expand(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def placement_reasons(
     segs: Segments, m: Matches, hits: Hits, index: ConceptIndex, times: np.ndarray, n: int
-) -> list[tuple[Reason, ...]]:
+) -> ReasonLists:
     """Per kept segment, per clause that held on its matching keyframes (rules order), the
     ``MAX_REASONS_PER_CLAUSE`` strongest keyframes: a join of clauses x hits x matches.
 
     The join runs campaign by campaign: each clause of a campaign with a kept segment meets
     the hits of its signal (strongest first), each (campaign, keyframe) is looked up in the
     campaign-major matches, and one stable sort by segment then yields every segment's hits
-    in clause order, strongest first within a clause."""
+    in clause order, strongest first within a clause. The result names hits by index
+    (``ReasonLists``): no ``Reason`` exists until a placement is materialized."""
     cc = index.campaign_clauses
     placed = np.zeros(len(index.plans), dtype=bool)
     placed[segs.campaign] = True
@@ -146,39 +149,142 @@ def placement_reasons(
     starts = np.flatnonzero(group)
     rank = np.arange(h.size) - np.repeat(starts, np.diff(np.concatenate((starts, [h.size]))))
     keep = rank < MAX_REASONS_PER_CLAUSE
-    return _grouped_reasons(h[keep], seg[keep], segs.campaign.size, hits, index, times)
+    return ReasonLists.group(h[keep], seg[keep], segs.campaign.size, hits, index, times)
 
 
-def _grouped_reasons(
-    h: np.ndarray, seg: np.ndarray, n_segs: int, hits: Hits, index: ConceptIndex, times: np.ndarray
-) -> list[tuple[Reason, ...]]:
-    """Reasons of hits ``h`` grouped into one tuple per segment (``seg`` sorted, in 0..n_segs-1).
+ROW_HASH = np.random.default_rng(20261203).integers(1, 2**62, size=64, dtype=np.int64) | 1
+"""Odd multipliers hashing an int row to one int64 (``distinct_rows``); rows wider than this
+are hashed in strides of it."""
 
-    Shared, because they repeat: one ``Reason`` per distinct hit (a face seen on a keyframe is
-    the reason of hundreds of face campaigns), and one tuple per distinct list of hits (20,000
-    placements of 10,000 campaigns name fewer than 1,000 lists). Building 20,000 tuples, and
-    collecting them, cost more than finding the repeats: the lists are compared as bytes."""
-    distinct, which = np.unique(h, return_inverse=True)
-    made = [
-        reason_for(index, *fields)
-        for fields in zip(
-            hits.signal[distinct].tolist(),
-            times[hits.row[distinct]].tolist(),
-            hits.raw[distinct].tolist(),
-            signal_boxes(hits.box[distinct]),
-            hits.aux_a[distinct].tolist(),
-            hits.aux_b[distinct].tolist(),
-            strict=True,
+
+def distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a (R, W) int64 array: ``(pick, of_row)``, ``rows[pick]`` distinct and
+    ``rows[pick][of_row] == rows`` (R,) int64. Each row is hashed to one int64 (a wrapping dot
+    product) and the hashes sorted, five times faster than sorting the rows' bytes; a
+    collision, checked for, falls back to that exact sort."""
+    mult = np.resize(ROW_HASH, rows.shape[1])
+    with np.errstate(over="ignore"):
+        code = (rows + 2) @ mult
+    _, pick, of_row = np.unique(code, return_index=True, return_inverse=True)
+    of_row = of_row.reshape(-1)
+    if not np.array_equal(rows[pick][of_row], rows):  # two rows share a hash
+        raw = np.ascontiguousarray(rows).view(np.dtype((np.void, 8 * rows.shape[1]))).ravel()
+        _, pick, of_row = np.unique(raw, return_index=True, return_inverse=True)
+        of_row = of_row.reshape(-1)
+    return pick.astype(np.int64), of_row.astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class ReasonLists:
+    """The reasons of S kept segments as indices into shared lists, ``Reason`` objects made on
+    first use.
+
+    ``of_segment`` (S,) int64: the list of each segment; ``lists`` (L, W) int64: list ``j``
+    names distinct hits ``lists[j, :lengths[j]]`` (-1 pads), in the order its placement lists
+    them; the hits' fields (H,) are ``signal``, ``t`` (keyframe seconds), ``raw``, ``box``
+    (H, 4) NaN when none, ``aux_a``, ``aux_b`` (see ``Hits``).
+
+    Why indices: reasons repeat (a face seen on a keyframe is the reason of hundreds of face
+    campaigns; 20,000 placements of 10,000 campaigns name fewer than 1,000 distinct lists),
+    and a consumer that writes JSON or rows needs each list once, not 20,000 tuples. Holds
+    ``index`` (to word the reasons) for as long as it lives."""
+
+    index: ConceptIndex
+    of_segment: np.ndarray
+    lists: np.ndarray
+    lengths: np.ndarray
+    signal: np.ndarray
+    t: np.ndarray
+    raw: np.ndarray
+    box: np.ndarray
+    aux_a: np.ndarray
+    aux_b: np.ndarray
+    _reasons: dict[int, Reason] = field(default_factory=dict, init=False, repr=False)
+    _tuples: dict[int, tuple[Reason, ...]] = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def group(
+        cls,
+        h: np.ndarray,
+        seg: np.ndarray,
+        n_segs: int,
+        hits: Hits,
+        index: ConceptIndex,
+        times: np.ndarray,
+    ) -> ReasonLists:
+        """Hits ``h`` of segments ``seg`` (sorted, in 0..n_segs-1; in reason order within a
+        segment) as shared lists: segment rows padded to one width, the distinct rows found
+        without a Python loop over segments (``distinct_rows``)."""
+        present = np.zeros(hits.signal.size, dtype=bool)
+        present[h] = True
+        distinct = np.flatnonzero(present)
+        which = (np.cumsum(present) - 1)[h]  # h renumbered 0.. over the distinct hits
+        counts = np.bincount(seg, minlength=n_segs)
+        width = max(int(counts.max(initial=0)), 1)
+        padded = np.full((n_segs, width), -1, dtype=np.int64)
+        first = np.cumsum(counts) - counts
+        padded[seg, np.arange(seg.size) - first[seg]] = which
+        pick, of_segment = distinct_rows(padded)
+        lists = padded[pick]
+        return cls(
+            index,
+            of_segment,
+            lists,
+            counts[pick],
+            hits.signal[distinct],
+            times[hits.row[distinct]],
+            hits.raw[distinct],
+            hits.box[distinct],
+            hits.aux_a[distinct],
+            hits.aux_b[distinct],
         )
-    ]
-    code = which.astype(np.int64).tobytes()
-    bounds = (np.searchsorted(seg, np.arange(n_segs + 1)) * 8).tolist()
-    shared: dict[bytes, tuple[Reason, ...]] = {}
-    out = []
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-        key = code[a:b]
-        got = shared.get(key)
+
+    def __len__(self) -> int:
+        """The number of distinct lists."""
+        return int(self.lists.shape[0])
+
+    def reasons(self, j: int) -> tuple[Reason, ...]:
+        """List ``j`` as Reason objects (made once, then shared by every placement naming it)."""
+        got = self._tuples.get(j)
         if got is None:
-            got = shared[key] = tuple(made[j] for j in np.frombuffer(key, np.int64).tolist())
-        out.append(got)
-    return out
+            got = self._tuples[j] = tuple(
+                self._reason(k) for k in self.lists[j, : self.lengths[j]].tolist()
+            )
+        return got
+
+    def _reason(self, k: int) -> Reason:
+        got = self._reasons.get(k)
+        if got is None:
+            got = self._reasons[k] = reason_for(
+                self.index,
+                int(self.signal[k]),
+                float(self.t[k]),
+                float(self.raw[k]),
+                signal_box(self.box[k]),
+                int(self.aux_a[k]),
+                int(self.aux_b[k]),
+            )
+        return got
+
+    def all_reasons(self) -> list[tuple[Reason, ...]]:
+        """Every list as Reason objects, in list order: for materializing many placements
+        (the distinct reasons are made in one pass over plain Python lists)."""
+        todo = np.setdiff1d(np.unique(self.lists), [-1]).tolist()
+        todo = [k for k in todo if k not in self._reasons]
+        if todo:
+            ks = np.asarray(todo, dtype=np.int64)
+            for k, fields in zip(
+                todo,
+                zip(
+                    self.signal[ks].tolist(),
+                    self.t[ks].tolist(),
+                    self.raw[ks].tolist(),
+                    signal_boxes(self.box[ks]),
+                    self.aux_a[ks].tolist(),
+                    self.aux_b[ks].tolist(),
+                    strict=True,
+                ),
+                strict=True,
+            ):
+                self._reasons[k] = reason_for(self.index, *fields)
+        return [self.reasons(j) for j in range(len(self))]

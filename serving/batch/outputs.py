@@ -10,18 +10,19 @@ rest), so any media id, even one escaped from a non-UTF-8 file name, is written 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from serving.facts_json import facts_to_json
-from targeting.match import FrameDecision
+from targeting.match import FrameDecision, PlacementTable
+from targeting.types import Placement
 from vision.atomic_write import atomic_write
 
 if TYPE_CHECKING:
     from serving.batch.scan import MediaResult
 
-__all__ = ["result_lines", "write_parquet", "write_parquet_from_jsonl"]
+__all__ = ["placement_lines", "result_lines", "write_parquet", "write_parquet_from_jsonl"]
 
 
 def result_lines(result: MediaResult, *, explain: bool) -> list[str]:
@@ -30,7 +31,7 @@ def result_lines(result: MediaResult, *, explain: bool) -> list[str]:
     if result.error is not None:
         return [json.dumps({"media": result.media, "error": result.error})]
     meta = {"metadata": dict(result.metadata)} if result.metadata else {}
-    lines = [json.dumps({**p.to_json(), **meta}) for p in result.placements]
+    lines = placement_lines(result.placements, meta)
     if explain:
         by_t: dict[float, list[FrameDecision]] = {}
         for d in result.decisions:
@@ -43,6 +44,14 @@ def result_lines(result: MediaResult, *, explain: bool) -> list[str]:
                 json.dumps({"media": result.media, "t": t, "facts": facts, "decisions": decisions})
             )
     return lines
+
+
+def placement_lines(placements: Sequence[Placement], extra: Mapping[str, object]) -> list[str]:
+    """``json.dumps({**p.to_json(), **extra})`` per placement; a ``PlacementTable`` writes the
+    same text from its columns (``PlacementTable.json_lines``: no Placement objects)."""
+    if isinstance(placements, PlacementTable):
+        return placements.json_lines(extra)
+    return [json.dumps({**p.to_json(), **extra}) for p in placements]
 
 
 def write_parquet(path: Path, results: Sequence[MediaResult]) -> None:

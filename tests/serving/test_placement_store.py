@@ -436,3 +436,20 @@ def test_a_writer_waits_for_a_lock_that_is_released(tmp_path: Path) -> None:
 def test_write_wait_must_be_finite(tmp_path: Path, write_wait_s: float) -> None:
     with pytest.raises(ValueError, match="write_wait_s must be a finite number >= 0"):
         PlacementStore(tmp_path / "p.db", write_wait_s=write_wait_s)
+
+
+def test_a_placement_table_is_stored_as_its_placements_are(tmp_path: Path) -> None:
+    """``match_table``'s columns go in without Placement objects, and come out the same."""
+    from targeting.match import match_table
+    from tests.targeting.golden_match import inputs
+    from tests.targeting.timelines import TODAY
+
+    tl, cs, idx = inputs(tmp_path / "examples")
+    table = match_table(tl[:60], cs, idx, today=TODAY, media="v")
+    assert len(table) > 50
+    with PlacementStore(tmp_path / "a.sqlite") as a, PlacementStore(tmp_path / "b.sqlite") as b:
+        a.replace_media("v", table)
+        b.replace_media("v", list(table))
+        assert a.lookup("v") == b.lookup("v") == list(table)
+        with pytest.raises(ValueError, match="is for media 'v', not 'w'"):
+            a.replace_media("w", table)

@@ -213,15 +213,20 @@ def timeline(
     return frames
 
 
-def scenario(root: Path) -> dict[str, list[Placement]]:
-    """Placements of the pinned campaigns on the long timeline and on a still image (its
-    keyframe 40); ``root`` receives the example files."""
+def inputs(root: Path) -> tuple[list[FrameFacts], list[Campaign], ConceptIndex]:
+    """The pinned timeline, campaigns and their index; ``root`` receives the example files."""
     write_examples(root)
     emb = FakeEmbedder()
     iab_ids, iab_matrix = iab_vocabulary(emb.dim)
     cs = campaigns(iab_ids)
     idx = ConceptIndex.build(cs, emb, rules_root=root, iab_matrix=iab_matrix, iab_ids=iab_ids)
-    tl = timeline(emb, iab_matrix)
+    return timeline(emb, iab_matrix), cs, idx
+
+
+def scenario(root: Path) -> dict[str, list[Placement]]:
+    """Placements of the pinned campaigns on the long timeline and on a still image (its
+    keyframe 40); ``root`` receives the example files."""
+    tl, cs, idx = inputs(root)
     return {
         "video": match(tl, cs, idx, today=TODAY),
         "still": match([tl[40]], cs, idx, today=TODAY, media="still"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from targeting.reasons import expand
+import targeting.reasons as reasons_module
+from targeting.reasons import distinct_rows, expand
 from tests.targeting.timelines import (
     ACME,
     BOX,
@@ -70,3 +71,15 @@ def test_reasons_name_the_strongest_keyframes_of_each_clause() -> None:
 def test_expand_lists_the_ranges_back_to_back() -> None:
     owner, at = expand(np.array([10, 3, 7]), np.array([2, 0, 3]))
     assert owner.tolist() == [0, 0, 2, 2, 2] and at.tolist() == [10, 11, 7, 8, 9]
+
+
+@pytest.mark.parametrize("multipliers", ["random", "colliding"])
+def test_distinct_rows_are_exact_even_when_hashes_collide(
+    multipliers: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if multipliers == "colliding":  # every row with the same sum shares a hash
+        monkeypatch.setattr(reasons_module, "ROW_HASH", np.ones(64, dtype=np.int64))
+    rows = np.array([[0, 1, -1], [1, 0, -1], [0, 1, -1], [2, -1, -1], [1, 0, -1]], np.int64)
+    pick, of_row = distinct_rows(rows)
+    assert sorted(map(tuple, rows[pick].tolist())) == [(0, 1, -1), (1, 0, -1), (2, -1, -1)]
+    assert np.array_equal(rows[pick][of_row], rows)

@@ -72,3 +72,17 @@ def test_parquet_replaces_the_table_durably_and_leaves_no_temp(
     # the table's bytes reached the disk before the rename, and the rename itself after it
     assert len(synced) == 2 and synced[0].startswith(str(tmp_path / ".p.parquet."))
     assert synced[1] == str(tmp_path)
+
+
+def test_a_placement_table_writes_the_lines_of_its_placements(tmp_path: Path) -> None:
+    from serving.batch.outputs import placement_lines
+    from targeting.match import match_table
+    from tests.targeting.golden_match import inputs
+    from tests.targeting.timelines import TODAY
+
+    tl, cs, idx = inputs(tmp_path)
+    table = match_table(tl[:60], cs, idx, today=TODAY, media="v")
+    meta = {"metadata": {"show": "ünïcode"}}
+    assert len(table) > 50
+    assert placement_lines(table, meta) == placement_lines(list(table), meta)
+    assert placement_lines(table, {}) == [json.dumps(p.to_json()) for p in table]
