@@ -9,7 +9,8 @@ bigbuckbunny.mp4 (real, 1280x720, 25 fps), and a generated 1280x720 25 fps clip 
 photos with cuts at 2.5, 5.0 and 7.3 s (tests/vision/videos.py). The two ways run
 interleaved, so both see the same machine load, and their keyframes are checked to be the
 same (times, reasons, pixels) before anything is reported. Times are the best of
-``--repeat`` runs: on a shared machine the other runs measure the neighbours.
+``--repeat`` runs: on a shared machine the other runs measure the neighbours. CPU seconds
+(this process, all of FFmpeg's threads) are reported too: they move less with the load.
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ def _same(a: list[Frame], b: list[Frame]) -> bool:
     )
 
 
-def _timed(fn: Callable[[Path], Iterator[Frame]], path: Path) -> tuple[float, list[Frame]]:
-    t0 = time.perf_counter()
+def _timed(fn: Callable[[Path], Iterator[Frame]], path: Path) -> tuple[float, float, list[Frame]]:
+    """(wall s, CPU s of this process over all its threads, keyframes)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     frames = list(fn(path))
-    return time.perf_counter() - t0, frames
+    return time.perf_counter() - t0, time.process_time() - c0, frames
 
 
 def main() -> None:
@@ -72,22 +74,25 @@ def main() -> None:
         clips.append(generated_clip(Path(tmp)))
         print(
             "| clip | size | frames | keyframes | full s | thumbnail s | full keyframes/s "
-            "| thumbnail keyframes/s | full video-s/s | thumbnail video-s/s | speed-up |"
+            "| thumbnail keyframes/s | full video-s/s | thumbnail video-s/s | speed-up "
+            "| full CPU s | thumbnail CPU s | CPU ratio |"
         )
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for path in clips:
             info = probe_video(path)
-            old_s = new_s = float("inf")
+            old_s = new_s = old_cpu = new_cpu = float("inf")
             for _ in range(args.repeat):
-                dt_old, old = _timed(full_decode, path)
-                dt_new, new = _timed(thumbnail_decode, path)
+                dt_old, cpu_old, old = _timed(full_decode, path)
+                dt_new, cpu_new, new = _timed(thumbnail_decode, path)
                 assert _same(old, new), f"{path.name}: the two ways give different keyframes"
                 old_s, new_s = min(old_s, dt_old), min(new_s, dt_new)
+                old_cpu, new_cpu = min(old_cpu, cpu_old), min(new_cpu, cpu_new)
             n, dur = len(new), info.duration_s or 0.0
             print(
                 f"| {path.name} | {info.width}x{info.height} | {info.frame_count} | {n} "
                 f"| {old_s:.3f} | {new_s:.3f} | {n / old_s:.1f} | {n / new_s:.1f} "
-                f"| {dur / old_s:.1f} | {dur / new_s:.1f} | {old_s / new_s:.2f}x |"
+                f"| {dur / old_s:.1f} | {dur / new_s:.1f} | {old_s / new_s:.2f}x "
+                f"| {old_cpu:.3f} | {new_cpu:.3f} | {old_cpu / new_cpu:.2f}x |"
             )
 
 
