@@ -335,3 +335,29 @@ def test_truncated_video_fails_the_same_way(
             seen.extend((f.t, f.reason) for f in frames)
         got[way] = (seen, str(info.value))
     assert got["thumbs"] == got["full"] and len(got["full"][0]) > 5
+
+
+@pytest.mark.parametrize(
+    "codec, pix_fmt, suffix",
+    [
+        ("ffv1", "gray", ".mkv"),  # no colour: no hue to cut on, the same on both paths
+        ("ffv1", "yuv420p10le", ".mkv"),
+        ("ffv1", "bgr0", ".mkv"),
+        ("mjpeg", "yuvj420p", ".mkv"),  # full-range YUV
+        ("libx264", "yuv444p", ".mp4"),
+        ("qtrle", "rgb24", ".mov"),  # already RGB: swscale only scales
+    ],
+)
+def test_thumbnail_path_on_other_pixel_formats(
+    tmp_path: Path, photos: dict[str, np.ndarray], codec: str, pix_fmt: str, suffix: str
+) -> None:
+    images = [photos[k] for k in ("bus", "chelsea", "coffee")]
+    times = [i / 10 for i in range(30)]
+    frames = scene_frames_at(images, (1.0, 2.0), times, 3.0)
+    path = write_timed_video(tmp_path / f"v{suffix}", frames, times, codec=codec, pix_fmt=pix_fmt)
+    old = _full_decode_keyframes(path, "v")
+    new = list(load_frames(path, "v"))
+    assert [(f.t, f.reason) for f in new] == [(f.t, f.reason) for f in old]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(old, new, strict=True))
+    cuts = [f.t for f in new if f.reason == "cut"]
+    assert cuts == ([] if pix_fmt == "gray" else [1.0, 2.0])

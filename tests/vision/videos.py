@@ -116,26 +116,35 @@ def standard_scene_video(
     return _CACHE[key]
 
 
+VP9_FAST = {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"}
+"""libvpx-vp9 options: constant quality, fastest encode (test videos, not archives)."""
+
+
 def write_timed_video(
     path: Path,
     frames: Iterable[np.ndarray],
     times_s: Sequence[float],
     *,
     codec: str = "libvpx-vp9",
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
 ) -> Path:
     """Encode ``frames`` at presentation times ``times_s`` (milliseconds exact), for what
-    :func:`vision.video_write.write_video` refuses on purpose: variable frame rate and odd
-    frame sizes (VP9 keeps a 4:2:0 picture of odd width and height). The container comes from
-    the suffix of ``path`` (``.webm``, ``.mkv``, ``.mp4``)."""
+    :func:`vision.video_write.write_video` refuses on purpose: variable frame rate, odd frame
+    sizes (VP9 keeps a 4:2:0 picture of odd width and height), other codecs and pixel formats.
+    The container comes from the suffix of ``path`` (``.webm``, ``.mkv``, ``.mp4``, ``.mov``);
+    ``options`` default to :data:`VP9_FAST` for VP9, none otherwise."""
     with av.open(str(path), mode="w") as container:
         stream: av.VideoStream | None = None
         for img, t in zip(frames, times_s, strict=True):
             if stream is None:
                 stream = cast(av.VideoStream, container.add_stream(codec, rate=1000))
                 stream.height, stream.width = img.shape[:2]
-                stream.pix_fmt = "yuv420p"
+                stream.pix_fmt = pix_fmt
                 stream.time_base = Fraction(1, 1000)
-                stream.options = {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"}
+                if options is None and codec == "libvpx-vp9":
+                    options = VP9_FAST
+                stream.options = dict(options or {})
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
             frame.pts = round(t * 1000)
             frame.time_base = Fraction(1, 1000)
