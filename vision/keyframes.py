@@ -18,13 +18,23 @@ Grid: a frame is an interval keyframe when it is the first frame at or after a m
 ``interval_s`` (from t = 0, the stream start) not yet covered, so keyframes line up at 0, 0.5,
 1.0 ... s whatever the frame rate. A frame that is both a cut and on the grid is yielded once,
 as a cut.
+
+Two ways in, the same keyframes out: :func:`sample_keyframes` takes full ``(t, rgb)`` frames
+and shrinks each with cv2; :func:`sample_decoded_keyframes` takes frames that already carry a
+thumbnail (:class:`ThumbnailedFrame`, as :func:`vision.video_decode.iter_video_thumbs` makes
+them with swscale straight from the decoded picture) and asks for the full-size RGB only of
+the frames it keeps, so a video is never converted to full-size RGB frame by frame. The two
+thumbnails differ by about one 8-bit level, which moves histogram distances between
+consecutive frames by at most 0.035 on the test videos (tests/vision/test_keyframes.py);
+the cuts found are the same.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -36,9 +46,13 @@ __all__ = [
     "CUT_HIST_BINS",
     "CUT_THUMB_WIDTH",
     "KeyframeConfig",
+    "ThumbnailedFrame",
+    "cut_thumb_size",
     "frame_histogram",
     "histogram_distance",
+    "sample_decoded_keyframes",
     "sample_keyframes",
+    "thumb_histogram",
 ]
 
 CUT_THUMB_WIDTH = 64
@@ -49,6 +63,21 @@ CUT_HIST_BINS = (16, 4, 4)
 
 _GRID_EPS = 1e-9
 """Float slack when placing a timestamp on the grid (0.3 / 0.1 is 2.9999999999999996)."""
+
+
+class ThumbnailedFrame(Protocol):
+    """A decoded frame as :func:`sample_decoded_keyframes` reads it: ``t`` seconds,
+    ``thumb`` (h, w, 3) uint8 RGB of :func:`cut_thumb_size`, and ``rgb()`` the full
+    (H, W, 3) uint8 RGB frame, asked for only when the frame is a keyframe
+    (:class:`vision.video_decode.DecodedFrame` is one)."""
+
+    @property
+    def t(self) -> float: ...
+
+    @property
+    def thumb(self) -> np.ndarray: ...
+
+    def rgb(self) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -71,22 +100,31 @@ class KeyframeConfig:
 
     def sample(self, frames: Iterable[tuple[float, np.ndarray]], media_id: str) -> Iterator[Frame]:
         """:func:`sample_keyframes` with this configuration."""
-        return sample_keyframes(
-            frames,
-            media_id,
-            interval_s=self.interval_s,
-            cut_threshold=self.cut_threshold,
-            min_cut_gap_s=self.min_cut_gap_s,
-        )
+        return _sample(_full_frames(frames), media_id, self)
+
+    def sample_decoded(self, frames: Iterable[ThumbnailedFrame], media_id: str) -> Iterator[Frame]:
+        """:func:`sample_decoded_keyframes` with this configuration."""
+        return _sample(((f.t, thumb_histogram(f.thumb), f.rgb) for f in frames), media_id, self)
+
+
+def cut_thumb_size(width: int, height: int) -> tuple[int, int]:
+    """``(width, height)`` of the copy the cut detector looks at for a ``width`` x
+    ``height`` frame: ``CUT_THUMB_WIDTH`` wide (never wider than the frame), same aspect."""
+    tw = min(CUT_THUMB_WIDTH, width)
+    return tw, max(1, round(height * tw / width))
 
 
 def frame_histogram(image: np.ndarray) -> np.ndarray:
     """The cut detector's signature of one (H, W, 3) uint8 RGB frame: an L1-normalised HSV
-    histogram, float32 of shape ``CUT_HIST_BINS``."""
+    histogram, float32 of shape ``CUT_HIST_BINS``, of its :func:`cut_thumb_size` copy."""
     h, w = image.shape[:2]
-    tw = min(CUT_THUMB_WIDTH, w)
-    th = max(1, round(h * tw / w))
-    small = cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(image, cut_thumb_size(w, h), interpolation=cv2.INTER_AREA)
+    return thumb_histogram(small)
+
+
+def thumb_histogram(small: np.ndarray) -> np.ndarray:
+    """:func:`frame_histogram` of a frame already shrunk to its :func:`cut_thumb_size`:
+    (h, w, 3) uint8 RGB in, float32 ``CUT_HIST_BINS`` out."""
     hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
     hist = cv2.calcHist([hsv], [0, 1, 2], None, list(CUT_HIST_BINS), [0, 180, 0, 256, 0, 256])
     # cv2's stubs omit that ``dst`` may be None (allocate the output), as the binding allows.
@@ -115,18 +153,50 @@ def sample_keyframes(
     previous frame's histogram is kept: memory does not grow with the video.
     """
     cfg = KeyframeConfig(interval_s, cut_threshold, min_cut_gap_s)  # bad knobs fail here, now
-    return _sample(frames, media_id, cfg)
+    return cfg.sample(frames, media_id)
 
 
-def _sample(
-    frames: Iterable[tuple[float, np.ndarray]], media_id: str, cfg: KeyframeConfig
+def sample_decoded_keyframes(
+    frames: Iterable[ThumbnailedFrame],
+    media_id: str,
+    *,
+    interval_s: float = DEFAULT_KEYFRAME_INTERVAL_S,
+    cut_threshold: float = DEFAULT_CUT_THRESHOLD,
+    min_cut_gap_s: float = MIN_CUT_GAP_S,
 ) -> Iterator[Frame]:
+    """:func:`sample_keyframes` for frames that carry their own cut thumbnail
+    (:class:`ThumbnailedFrame`): cuts are judged on ``thumb``, and ``rgb()`` is called only
+    for the keyframes, whose ``image`` it becomes. Same laziness and memory as
+    :func:`sample_keyframes`."""
+    cfg = KeyframeConfig(interval_s, cut_threshold, min_cut_gap_s)  # bad knobs fail here, now
+    return cfg.sample_decoded(frames, media_id)
+
+
+_Candidate = tuple[float, np.ndarray, Callable[[], np.ndarray]]
+"""What the sampler needs of a frame: ``(t, cut histogram, full RGB on demand)``."""
+
+
+def _full_frames(frames: Iterable[tuple[float, np.ndarray]]) -> Iterator[_Candidate]:
+    for t, image in frames:
+        yield t, frame_histogram(image), _Const(image)
+
+
+@dataclass(frozen=True)
+class _Const:
+    """``rgb()`` of a frame decoded to full-size RGB already: the image as it is."""
+
+    image: np.ndarray
+
+    def __call__(self) -> np.ndarray:
+        return self.image
+
+
+def _sample(frames: Iterable[_Candidate], media_id: str, cfg: KeyframeConfig) -> Iterator[Frame]:
     prev_hist: np.ndarray | None = None
     last_cut_t = -math.inf
     next_slot = 0  # the grid slot (multiple of interval_s) not yet covered by a keyframe
     index = 0
-    for t, image in frames:
-        hist = frame_histogram(image)
+    for t, hist, image in frames:
         is_cut = (
             prev_hist is not None
             and histogram_distance(prev_hist, hist) > cfg.cut_threshold
@@ -141,5 +211,5 @@ def _sample(
             next_slot = slot + 1
         if is_cut or on_grid:
             reason: KeyframeReason = "cut" if is_cut else "interval"
-            yield Frame(media_id=media_id, t=t, image=image, index=index, reason=reason)
+            yield Frame(media_id=media_id, t=t, image=image(), index=index, reason=reason)
             index += 1

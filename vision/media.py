@@ -18,9 +18,9 @@ from pathlib import Path
 
 from vision.errors import MediaError
 from vision.image_decode import image_frame, sniff_image_format
-from vision.keyframes import KeyframeConfig
+from vision.keyframes import KeyframeConfig, cut_thumb_size
 from vision.types import Frame
-from vision.video_decode import iter_video_frames, probe_video
+from vision.video_decode import iter_video_thumbs, probe_video
 
 __all__ = ["SNIFF_BYTES", "VIDEO_EXTENSIONS", "is_video_file", "load_frames", "sniff_video_format"]
 
@@ -101,7 +101,9 @@ def load_frames(
     (JPEG/PNG/WebP), or the keyframes of a video (see :mod:`vision.keyframes`).
 
     ``media_id`` defaults to the file name. ``config`` sets keyframe sampling (defaults from
-    :mod:`vision.limits`). Frames are decoded lazily: a video streams, one frame at a time.
+    :mod:`vision.limits`). Frames are decoded lazily: a video streams, one frame at a time,
+    and only its keyframes are converted to full-size RGB (the cut detector looks at a
+    thumbnail of every frame, :func:`vision.video_decode.iter_video_thumbs`).
     """
     p = Path(path)
     mid = media_id if media_id is not None else p.name
@@ -113,4 +115,4 @@ def load_frames(
         raise MediaError(f"{p}: not an image or a video (unknown format)")
     probe_video(p)  # header, index and limits checked now, before anything is decoded
     cfg = config if config is not None else KeyframeConfig()
-    return cfg.sample(iter_video_frames(p), mid)
+    return cfg.sample_decoded(iter_video_thumbs(p, cut_thumb_size), mid)

@@ -36,13 +36,14 @@ _TMP = Path(tempfile.mkdtemp(prefix="onscreen-fuzz-"))
 
 def _video(data: bytes) -> None:
     from vision.errors import MediaError
-    from vision.video_decode import iter_video_frames
+    from vision.keyframes import cut_thumb_size
+    from vision.video_decode import iter_video_thumbs
 
     case = _TMP / "case.mp4"
     case.write_bytes(data)
     try:
-        for _ in iter_video_frames(case):
-            pass
+        for frame in iter_video_thumbs(case, cut_thumb_size):
+            frame.rgb()
     except MediaError:
         pass
 

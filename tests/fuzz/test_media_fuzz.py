@@ -18,7 +18,8 @@ from tests.fuzz.conftest import examples
 from tests.fuzz.mutations import mutated
 from vision.errors import MediaError
 from vision.image_decode import decode_image, image_size
-from vision.video_decode import iter_video_frames, probe_video
+from vision.keyframes import cut_thumb_size
+from vision.video_decode import iter_video_thumbs, probe_video
 
 
 def _encoded(real_images, name: str, ext: str, side: int = 96) -> bytes:
@@ -86,9 +87,12 @@ def test_mutated_videos_decode_or_raise_media_error(tmp_path_factory) -> None:
         case.write_bytes(data)
         try:
             probe_video(case)
-            for t, rgb in iter_video_frames(case):
-                assert np.isfinite(t) and t >= 0
-                _check_decoded(rgb)
+            # the path load_frames takes: a thumbnail of every frame, full RGB on request (the
+            # same decode loop and conversion iter_video_frames uses)
+            for frame in iter_video_thumbs(case, cut_thumb_size):
+                assert np.isfinite(frame.t) and frame.t >= 0
+                _check_decoded(frame.thumb)
+                _check_decoded(frame.rgb())
         except MediaError as exc:
             assert "case.mp4" in str(exc)
 

