@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from serving.batch.scan import MediaResult, ScanItem
     from serving.placement_store import PlacementStore
 
-__all__ = ["DECODE_AHEAD", "default_decode_workers", "run_pipeline"]
+__all__ = ["DECODE_AHEAD", "ScanPipeline", "default_decode_workers"]
 
 DECODE_AHEAD = 16
 """Keyframes decoded ahead of the models, all media together (full-size RGB frames)."""
@@ -119,36 +119,14 @@ def _duration_in_process(path: os.PathLike[str]) -> float | None:
         return None
 
 
-def run_pipeline(
-    targeter: Targeter,
-    todo: Sequence[tuple[int, ScanItem]],
-    *,
-    sink: JsonlSink,
-    store: PlacementStore | None,
-    today: date,
-    explain: bool,
-    decode: DecodeLimits | None,
-    decode_workers: int,
-    progress: ScanProgress,
-    on_result: Callable[[MediaResult], None] | None = None,
-) -> tuple[list[MediaResult], StageTimes]:
-    """Scan ``todo`` (plan position, item) through the pipeline (module doc); returns the
-    results in plan order and where the time went."""
-    return _Pipeline(
-        targeter,
-        todo,
-        sink=sink,
-        store=store,
-        today=today,
-        explain=explain,
-        decode=decode,
-        decode_workers=max(1, min(decode_workers, len(todo) or 1)),
-        progress=progress,
-        on_result=on_result,
-    ).run()
+class ScanPipeline:
+    """One pipelined scan of ``todo`` (plan position, item): :meth:`run` it once (module doc).
 
+    ``decode_workers``: decode threads, each with its own worker process (capped at the number
+    of media); ``progress`` hears of keyframes and media; ``on_result`` sees each result after
+    it is written.
+    """
 
-class _Pipeline:
     def __init__(
         self,
         targeter: Targeter,
@@ -161,12 +139,12 @@ class _Pipeline:
         decode: DecodeLimits | None,
         decode_workers: int,
         progress: ScanProgress,
-        on_result: Callable[[MediaResult], None] | None,
+        on_result: Callable[[MediaResult], None] | None = None,
     ) -> None:
         self.targeter = targeter
         self.todo = list(todo)
         self.sink, self.store, self.today, self.explain = sink, store, today, explain
-        self.decode, self.n_workers = decode, decode_workers
+        self.decode, self.n_workers = decode, max(1, min(decode_workers, len(todo) or 1))
         self.progress, self.on_result = progress, on_result
         self.frames: queue.Queue[tuple[str, int, object]] = queue.Queue(maxsize=DECODE_AHEAD)
         self.done: queue.Queue[tuple[str, object]] = queue.Queue()
@@ -249,6 +227,8 @@ class _Pipeline:
     # --- the model loop (calling thread) ----------------------------------------------------
 
     def run(self) -> tuple[list[MediaResult], StageTimes]:
+        """Scan every media; returns the results in plan order and where the time went. Raises
+        what a write raised (the scan stopped there)."""
         start = time.perf_counter()
         writer = threading.Thread(target=self._write_loop, name="onscreen-scan-writer")
         decoders = [

@@ -31,7 +31,7 @@ from serving.batch.checkpoint import JsonlSink
 from serving.batch.isolated_decode import DecodeLimits
 from serving.batch.manifest import ManifestEntry, ManifestProblem
 from serving.batch.outputs import result_lines
-from serving.batch.pipeline import DECODE_AHEAD, default_decode_workers, run_pipeline
+from serving.batch.pipeline import DECODE_AHEAD, ScanPipeline, default_decode_workers
 from serving.batch.progress import ScanProgress, StageTimes
 from serving.media_scan import Decoder, keyframes_of, place_timeline, printable_name
 from serving.targeter import RulesSnapshot, Targeter
@@ -337,7 +337,7 @@ def run_scan(
     skipped = [item[0] for item in items if item[0] in sink.done]
     bar = ScanProgress(len(todo), enabled=progress)
     try:
-        results, times = run_pipeline(
+        results, times = ScanPipeline(
             targeter,
             todo,
             sink=sink,
@@ -348,7 +348,7 @@ def run_scan(
             decode_workers=decode_workers or default_decode_workers(),
             progress=bar,
             on_result=on_result,
-        )
+        ).run()
     finally:
         bar.close()
         sink.close()
